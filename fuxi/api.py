@@ -1,0 +1,127 @@
+"""The Docker Volume Plugin protocol: decode the JSON dockerd sends, call the
+service, encode what dockerd reads. Nothing else happens here.
+"""
+
+import json
+
+from flask import Blueprint, Response, request
+
+from fuxi.errors import BadRequest
+
+# dockerd sends this Accept type and reads any JSON back.
+PLUGIN_CONTENT_TYPE = "application/vnd.docker.plugins.v1+json"
+
+blueprint = Blueprint("docker_volume_plugin", __name__)
+
+
+def reply(body: dict, status: int = 200) -> Response:
+    return Response(json.dumps(body), status=status, mimetype=PLUGIN_CONTENT_TYPE)
+
+
+def _body() -> dict:
+    # dockerd sends no Content-Type, so the body is parsed whatever it claims to be.
+    raw = request.get_data(cache=False)
+    if not raw.strip():
+        return {}
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"the request body is not JSON ({exc}); send a JSON object") from exc
+    if not isinstance(body, dict):
+        raise BadRequest(f"the request body must be a JSON object, not {type(body).__name__}")
+    return body
+
+
+def _name(body) -> str:
+    name = body.get("Name")
+    if name is None or name == "":
+        raise BadRequest('the request has no "Name"; every volume call names its volume')
+    if not isinstance(name, str):
+        raise BadRequest(f'"Name" must be a string, not {type(name).__name__}')
+    return name
+
+
+def _caller_id(body):
+    caller = body.get("ID")
+    if caller is not None and not isinstance(caller, str):
+        raise BadRequest(f'"ID" must be a string, not {type(caller).__name__}')
+    return caller
+
+
+def _service():
+    from flask import current_app
+
+    return current_app.extensions["fuxi.volume_service"]
+
+
+def _rfc3339(when) -> str:
+    if when is None:
+        return ""
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@blueprint.post("/Plugin.Activate")
+def activate():
+    return reply({"Implements": ["VolumeDriver"]})
+
+
+@blueprint.post("/VolumeDriver.Capabilities")
+def capabilities():
+    # global: a volume is the same cloud volume from every host of the cluster.
+    return reply({"Capabilities": {"Scope": "global"}})
+
+
+@blueprint.post("/VolumeDriver.Create")
+def create():
+    body = _body()
+    name = _name(body)
+    opts = body.get("Opts")
+    if opts is not None and not isinstance(opts, dict):
+        raise BadRequest(f'"Opts" must be a JSON object of strings, not {type(opts).__name__}')
+    _service().create(name, opts or {})
+    return reply({"Err": ""})
+
+
+@blueprint.post("/VolumeDriver.Remove")
+def remove():
+    _service().remove(_name(_body()))
+    return reply({"Err": ""})
+
+
+@blueprint.post("/VolumeDriver.Mount")
+def mount():
+    body = _body()
+    mountpoint = _service().mount(_name(body), _caller_id(body))
+    return reply({"Mountpoint": mountpoint, "Err": ""})
+
+
+@blueprint.post("/VolumeDriver.Unmount")
+def unmount():
+    body = _body()
+    _service().unmount(_name(body), _caller_id(body))
+    return reply({"Err": ""})
+
+
+@blueprint.post("/VolumeDriver.Path")
+def path():
+    mountpoint = _service().path(_name(_body()))
+    return reply({"Mountpoint": mountpoint or "", "Err": ""})
+
+
+@blueprint.post("/VolumeDriver.Get")
+def get():
+    info = _service().get(_name(_body()))
+    volume = {
+        "Name": info.name,
+        "Mountpoint": info.mountpoint or "",
+        "CreatedAt": _rfc3339(info.created_at),
+        "Status": dict(info.status),
+    }
+    return reply({"Volume": volume, "Err": ""})
+
+
+@blueprint.post("/VolumeDriver.List")
+def list_volumes():
+    _body()
+    volumes = [{"Name": i.name, "Mountpoint": i.mountpoint or ""} for i in _service().list()]
+    return reply({"Volumes": volumes, "Err": ""})

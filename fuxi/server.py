@@ -1,0 +1,136 @@
+"""fuxi-server: the plugin, served by gunicorn on dockerd's unix socket.
+
+One worker process (mount counts and locks live in it) with request threads,
+and a request timeout above Docker's 120 s so gunicorn never kills a slow but
+healthy attach.
+"""
+
+import errno
+import grp
+import logging
+import os
+import socket
+import stat
+import sys
+
+from gunicorn.app.base import BaseApplication
+
+from fuxi import settings as settings_mod
+from fuxi.app import create_app
+from fuxi.devcloud_process import DevcloudError, DevcloudProcess
+from storage_core.config import CloudConfig
+from storage_core.errors import StorageError
+from storage_core.factory import HOW_TO_CONFIGURE, build_volume_service, check_cloud
+
+LOG = logging.getLogger("fuxi.server")
+
+SOCKET_MODE = 0o660
+SOCKET_GROUP = "docker"
+# Above Docker's longest deadline (120 s for Create and Mount).
+REQUEST_TIMEOUT = 180
+
+
+class StartupError(Exception):
+    pass
+
+
+def claim_socket(path) -> None:
+    """Make `path` free to bind: remove a stale socket, refuse a live one."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        return
+    if not stat.S_ISSOCK(mode):
+        raise StartupError(f"{path} exists and is not a socket; move it away or choose another --socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    probe.settimeout(2)
+    try:
+        probe.connect(path)
+    except OSError as exc:
+        if exc.errno not in (errno.ECONNREFUSED, errno.ENOENT):
+            raise StartupError(f"cannot check socket {path}: {exc}") from exc
+        LOG.info("removing stale socket %s", path)
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise StartupError(
+        f"another fuxi-server is already serving on {path}; stop it first or choose another --socket"
+    )
+
+
+def secure_socket(path) -> None:
+    """dockerd runs as root; members of group docker may use the plugin too."""
+    os.chmod(path, SOCKET_MODE)
+    try:
+        gid = grp.getgrnam(SOCKET_GROUP).gr_gid
+    except KeyError:
+        return
+    os.chown(path, -1, gid)
+
+
+class PluginServer(BaseApplication):
+    def __init__(self, settings, cloud: CloudConfig | None):
+        self._settings = settings
+        self._cloud = cloud
+        super().__init__()
+
+    def load_config(self):
+        s = self._settings
+        self.cfg.set("bind", [f"unix:{s.socket}"])
+        self.cfg.set("workers", 1)
+        self.cfg.set("worker_class", "gthread")
+        self.cfg.set("threads", s.threads)
+        self.cfg.set("timeout", REQUEST_TIMEOUT)
+        self.cfg.set("graceful_timeout", 30)
+        self.cfg.set("loglevel", s.log_level.lower())
+        self.cfg.set("control_socket_disable", True)
+        self.cfg.set("proc_name", "fuxi-server")
+        self.cfg.set("when_ready", lambda arbiter: secure_socket(s.socket))
+
+    def load(self):
+        # Runs in the worker after fork: sessions, threads and SQLite are made there.
+        config = self._settings.storage_config(self._cloud)
+        return create_app(build_volume_service(config))
+
+
+def _configure_logging(level):
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def main(argv=None) -> int:
+    devcloud = None
+    try:
+        settings = settings_mod.load(argv)
+        _configure_logging(settings.log_level)
+        cloud = None
+        if settings.devcloud:
+            devcloud = DevcloudProcess(
+                os.path.join(settings.state_dir, "devcloud"), settings.devcloud_latency_profile
+            )
+            entry = devcloud.start()
+            LOG.info("devcloud is up at %s", entry["auth"]["auth_url"])
+            cloud = CloudConfig(auth=entry["auth"], region_name=entry.get("region_name"))
+        config = settings.storage_config(cloud)
+        if not config.cloud.configured:
+            raise StartupError(HOW_TO_CONFIGURE)
+        check_cloud(config.cloud)
+        os.makedirs(settings.state_dir, exist_ok=True)
+        claim_socket(settings.socket)
+        PluginServer(settings, cloud).run()
+        return 0
+    except (StartupError, settings_mod.SettingsError, DevcloudError, StorageError) as exc:
+        print(f"fuxi-server: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if devcloud is not None:
+            devcloud.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

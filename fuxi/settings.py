@@ -1,0 +1,152 @@
+"""fuxi-server settings: command-line flags over the config file over defaults.
+
+Every option has one definition here (name, type, default, help), used both for
+the config file and, where it has one, for the command-line flag.
+"""
+
+import argparse
+import configparser
+import os
+from dataclasses import dataclass, field
+
+from storage_core.config import SUPPORTED_FSTYPES, CloudConfig, StorageConfig, VolumeLimits
+
+CONFIG_SECTION = "fuxi"
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    kind: type
+    default: object
+    help: str
+    flag: bool = False
+
+
+OPTIONS = (
+    Option("socket", str, "/run/docker/plugins/fuxi.sock", "unix socket dockerd connects to", True),
+    Option("state_dir", str, "/var/lib/fuxi", "durable local state (mount counts, attachments)", True),
+    Option("devcloud", bool, False, "run on the embedded devcloud instead of a real cloud", True),
+    Option("devcloud_latency_profile", str, "none", "devcloud latency profile: none or seed"),
+    Option("cloud", str, "", "clouds.yaml entry to use (default: the OS_CLOUD environment variable)"),
+    Option("region_name", str, "", "cloud region (default: the clouds.yaml entry's)"),
+    Option("mount_root", str, "", "where volumes are mounted (default: STATE_DIR/mounts)"),
+    Option("default_size_gb", int, 1, "size of a volume created without -o size"),
+    Option("max_size_gb", int, 1024, "largest -o size accepted"),
+    Option("default_fstype", str, "ext4", "file system made on a blank volume without -o fstype"),
+    Option("allowed_fstypes", str, ",".join(SUPPORTED_FSTYPES), "comma-separated -o fstype values accepted"),
+    Option("host_ip", str, "", "this host's address as the cloud should see it (default: resolve the hostname)"),
+    Option("host_name", str, "", "this host's name in cloud attachments (default: the hostname)"),
+    Option("threads", int, 16, "request threads in the one gunicorn worker"),
+    Option("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+_BY_NAME = {o.name: o for o in OPTIONS}
+
+
+class SettingsError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: dict = field(default_factory=dict)
+
+    def __getattr__(self, name):
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def storage_config(self, cloud: CloudConfig | None = None) -> StorageConfig:
+        allowed = tuple(f.strip() for f in self.allowed_fstypes.split(",") if f.strip())
+        unsupported = [f for f in allowed + (self.default_fstype,) if f not in SUPPORTED_FSTYPES]
+        if unsupported:
+            raise SettingsError(
+                f"fstype {', '.join(unsupported)} is not supported; allowed: {', '.join(SUPPORTED_FSTYPES)}"
+            )
+        if self.default_size_gb < 1 or self.max_size_gb < self.default_size_gb:
+            raise SettingsError("need 1 <= default_size_gb <= max_size_gb")
+        if cloud is None:
+            cloud = CloudConfig(
+                cloud_name=self.cloud or os.environ.get("OS_CLOUD") or None,
+                region_name=self.region_name or None,
+            )
+        return StorageConfig(
+            state_dir=self.state_dir,
+            cloud=cloud,
+            mount_root=self.mount_root or None,
+            limits=VolumeLimits(
+                default_size_gb=self.default_size_gb,
+                max_size_gb=self.max_size_gb,
+                default_fstype=self.default_fstype,
+                allowed_fstypes=allowed,
+            ),
+            host_ip=self.host_ip or None,
+            host_name=self.host_name or None,
+        )
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fuxi-server", description="Docker volume plugin for OpenStack storage"
+    )
+    parser.add_argument("--config-file", metavar="PATH", help="INI file with a [fuxi] section")
+    for option in OPTIONS:
+        if not option.flag:
+            continue
+        flag = "--" + option.name.replace("_", "-")
+        if option.kind is bool:
+            parser.add_argument(flag, dest=option.name, action="store_true", default=None, help=option.help)
+        else:
+            parser.add_argument(flag, dest=option.name, metavar="PATH", default=None, help=option.help)
+    return parser
+
+
+def _convert(option: Option, raw, source):
+    try:
+        if option.kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        return option.kind(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{source}: {option.name} = {raw!r} is not a valid {option.kind.__name__}"
+        ) from None
+
+
+def load(argv=None) -> Settings:
+    args = argument_parser().parse_args(argv)
+    values = {o.name: o.default for o in OPTIONS}
+    if args.config_file:
+        values.update(_read_config_file(args.config_file))
+    for option in OPTIONS:
+        flagged = getattr(args, option.name, None) if option.flag else None
+        if flagged is not None:
+            values[option.name] = _convert(option, flagged, "command line")
+    return Settings(values)
+
+
+def _read_config_file(path) -> dict:
+    parser = configparser.ConfigParser()
+    try:
+        with open(path, encoding="utf-8") as f:
+            parser.read_file(f)
+    except (OSError, configparser.Error) as exc:
+        raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+    if not parser.has_section(CONFIG_SECTION):
+        raise SettingsError(f"config file {path} has no [{CONFIG_SECTION}] section")
+    values = {}
+    for key, raw in parser.items(CONFIG_SECTION):
+        option = _BY_NAME.get(key)
+        if option is None:
+            raise SettingsError(
+                f"config file {path}: unknown option {key!r}; known: {', '.join(_BY_NAME)}"
+            )
+        values[key] = _convert(option, raw, f"config file {path}")
+    return values

@@ -1,0 +1,36 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="fuxi",
+    version="0.1.0",
+    description="Docker volume plugin for OpenStack Cinder and Manila, "
+    "and the storage_core library beneath it",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["fuxi", "fuxi.*", "storage_core", "storage_core.*"]),
+    install_requires=[
+        "flask>=3.0",
+        "gunicorn>=22",
+        "os-brick>=6.0",
+        "openstacksdk>=3.0",
+        "oslo.concurrency>=5.0",
+        "oslo.privsep>=3.0",
+        "requests>=2.31",
+        "requests-unixsocket>=0.3",
+        "PyYAML>=6.0",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+    },
+    entry_points={
+        "console_scripts": [
+            "fuxi-server=fuxi.server:main",
+            "fuxi-devcloud=storage_core.devcloud.cli:main",
+        ],
+    },
+    data_files=[
+        ("share/fuxi/systemd", ["systemd/fuxi.service"]),
+        ("share/fuxi/etc", ["etc/fuxi.conf.sample", "etc/clouds.yaml.sample"]),
+    ],
+)

@@ -1,0 +1,1 @@
+"""Putting cloud volumes on this host: one attacher per way of doing it."""

@@ -1,0 +1,1 @@
+"""Cloud lifecycle of storage objects, one module per service."""

@@ -1,0 +1,223 @@
+"""Cinder volumes and attachments through openstacksdk (block storage v3)."""
+
+import logging
+from datetime import datetime, timezone
+
+from keystoneauth1 import exceptions as ks_exceptions
+from openstack import exceptions as sdk_exceptions
+from openstack import utils as sdk_utils
+
+from storage_core.errors import CloudError, Conflict, NotFound, Timeout
+from storage_core.models import (
+    FSTYPE_KEY,
+    OWNER_KEY,
+    OWNER_VALUE,
+    CloudAttachment,
+    CloudVolume,
+    VolumeSpec,
+)
+from storage_core.waits import wait_until
+
+LOG = logging.getLogger(__name__)
+
+# Microversions of the attachments API ("new attach flow").
+ATTACHMENT_CREATE_MICROVERSION = "3.27"
+ATTACHMENT_COMPLETE_MICROVERSION = "3.44"
+
+_FAILED_STATUSES = ("error", "error_deleting", "error_extending")
+
+
+class _translate_errors:
+    """Turn openstacksdk/keystoneauth exceptions into storage_core's tree."""
+
+    def __init__(self, doing):
+        self.doing = doing
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None:
+            return False
+        if isinstance(exc, sdk_exceptions.NotFoundException):
+            raise NotFound(f"{self.doing}: not found in Cinder ({_detail(exc)})") from exc
+        if isinstance(exc, sdk_exceptions.HttpException):
+            raise CloudError(
+                f"{self.doing}: Cinder answered HTTP {exc.status_code}: {_detail(exc)}"
+            ) from exc
+        if isinstance(exc, (sdk_exceptions.SDKException, ks_exceptions.ClientException)):
+            raise CloudError(f"{self.doing}: {exc}") from exc
+        return False
+
+
+def _detail(exc):
+    return getattr(exc, "details", None) or str(exc)
+
+
+def _parse_time(value):
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # Cinder's times are UTC without an offset.
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _to_cloud_volume(vol) -> CloudVolume:
+    attachments = tuple(
+        CloudAttachment(
+            attachment_id=a.get("attachment_id") or a.get("id"),
+            host_name=a.get("host_name"),
+            server_id=a.get("server_id"),
+        )
+        for a in (vol.attachments or [])
+    )
+    return CloudVolume(
+        id=vol.id,
+        name=vol.name,
+        size_gb=int(vol.size or 0),
+        status=vol.status,
+        created_at=_parse_time(vol.created_at),
+        metadata=dict(vol.metadata or {}),
+        volume_type=vol.volume_type,
+        availability_zone=vol.availability_zone,
+        attachments=attachments,
+    )
+
+
+class CinderBackend:
+    def __init__(self, connection, clock=None, create_timeout=110.0, delete_timeout=55.0):
+        self._conn = connection
+        self._clock = clock
+        self._create_timeout = create_timeout
+        self._delete_timeout = delete_timeout
+
+    @property
+    def _bs(self):
+        return self._conn.block_storage
+
+    # -- volumes --------------------------------------------------------
+
+    def find(self, name) -> CloudVolume | None:
+        """The one volume called `name`, or None. Two of them is an error."""
+        with _translate_errors(f"looking up volume {name!r}"):
+            found = [v for v in self._bs.volumes(details=True, name=name) if v.name == name]
+        if not found:
+            return None
+        if len(found) > 1:
+            ids = ", ".join(v.id for v in found)
+            raise Conflict(
+                f"Cinder holds {len(found)} volumes named {name!r} ({ids}); fuxi cannot tell "
+                "which is meant. Rename or delete the extra ones in Cinder."
+            )
+        return _to_cloud_volume(found[0])
+
+    def get(self, volume_id) -> CloudVolume:
+        with _translate_errors(f"reading volume {volume_id}"):
+            return _to_cloud_volume(self._bs.get_volume(volume_id))
+
+    def list_owned(self) -> list[CloudVolume]:
+        # Filtered here, not by Cinder: openstacksdk encodes a dict-valued
+        # metadata filter as just its keys, which Cinder cannot read.
+        with _translate_errors("listing fuxi volumes"):
+            vols = self._bs.volumes(details=True)
+            return [_to_cloud_volume(v) for v in vols if (v.metadata or {}).get(OWNER_KEY) == OWNER_VALUE]
+
+    def create(self, spec: VolumeSpec) -> CloudVolume:
+        attrs = {
+            "name": spec.name,
+            "size": spec.size_gb,
+            "metadata": {OWNER_KEY: OWNER_VALUE, FSTYPE_KEY: spec.fstype},
+        }
+        if spec.volume_type:
+            attrs["volume_type"] = spec.volume_type
+        if spec.availability_zone:
+            attrs["availability_zone"] = spec.availability_zone
+        with _translate_errors(f"creating volume {spec.name!r}"):
+            created = self._bs.create_volume(**attrs)
+        LOG.info("created Cinder volume %s for %s", created.id, spec.name)
+        try:
+            return self.wait_for_status(created.id, "available", self._create_timeout)
+        except (CloudError, Timeout):
+            # Leave nothing half-made behind: a volume that never became usable goes.
+            self._delete_quietly(created.id)
+            raise
+
+    def delete(self, volume: CloudVolume) -> None:
+        with _translate_errors(f"deleting volume {volume.name!r} ({volume.id})"):
+            try:
+                self._bs.delete_volume(volume.id, ignore_missing=True)
+            except sdk_exceptions.BadRequestException as exc:
+                raise Conflict(
+                    f"Cinder refused to delete volume {volume.name!r} ({volume.id}): {_detail(exc)}"
+                ) from exc
+        self.wait_gone(volume.id, self._delete_timeout)
+
+    def wait_for_status(self, volume_id, wanted, timeout) -> CloudVolume:
+        def check():
+            vol = self.get(volume_id)
+            if vol.status == wanted:
+                return vol
+            if vol.status in _FAILED_STATUSES:
+                raise CloudError(
+                    f"volume {vol.name!r} ({vol.id}) went to status {vol.status!r} "
+                    f"instead of {wanted!r}; see the Cinder logs"
+                )
+            return None
+
+        return wait_until(check, timeout, f"volume {volume_id} to become {wanted}", self._clock)
+
+    def wait_gone(self, volume_id, timeout) -> None:
+        def check():
+            try:
+                vol = self.get(volume_id)
+            except NotFound:
+                return True
+            if vol.status in _FAILED_STATUSES:
+                raise CloudError(f"deleting volume {volume_id} failed: status {vol.status!r}")
+            return False
+
+        wait_until(check, timeout, f"volume {volume_id} to be deleted", self._clock)
+
+    def _delete_quietly(self, volume_id):
+        try:
+            self._bs.delete_volume(volume_id, ignore_missing=True)
+        except Exception:  # best effort: the original error is the one to report
+            LOG.exception("could not delete failed volume %s", volume_id)
+
+    # -- attachments ----------------------------------------------------
+
+    def require_attachments_api(self) -> None:
+        """Refuse clearly when the cloud is too old for bare-metal attach."""
+        with _translate_errors("reading Cinder's API version"):
+            if not sdk_utils.supports_microversion(self._bs, ATTACHMENT_COMPLETE_MICROVERSION):
+                raise CloudError(
+                    "bare-metal attach needs Cinder's attachments API at microversion "
+                    f"{ATTACHMENT_COMPLETE_MICROVERSION} or newer (Queens+); this cloud offers less"
+                )
+
+    def create_attachment(self, volume_id, connector, instance_uuid=None, mode="rw"):
+        """Create an attachment for this host; return (attachment id, connection_info)."""
+        attrs = {"connector": connector, "mode": mode}
+        if instance_uuid:
+            # openstacksdk sends instance=None as a field Cinder rejects.
+            attrs["instance"] = instance_uuid
+        with _translate_errors(f"attaching volume {volume_id}"):
+            try:
+                att = self._bs.create_attachment(volume_id, **attrs)
+            except sdk_exceptions.BadRequestException as exc:
+                raise Conflict(f"Cinder refused to attach volume {volume_id}: {_detail(exc)}") from exc
+        if not att.connection_info:
+            self.delete_attachment(att.id)
+            raise CloudError(f"Cinder attached volume {volume_id} but returned no connection info")
+        return att.id, dict(att.connection_info)
+
+    def complete_attachment(self, attachment_id) -> None:
+        with _translate_errors(f"completing attachment {attachment_id}"):
+            self._bs.complete_attachment(attachment_id)
+
+    def delete_attachment(self, attachment_id) -> None:
+        with _translate_errors(f"deleting attachment {attachment_id}"):
+            self._bs.delete_attachment(attachment_id, ignore_missing=True)

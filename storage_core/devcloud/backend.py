@@ -1,0 +1,402 @@
+"""The volume service behind the Cinder API: records, status rules, files, loops.
+
+What cinder-volume and its driver do in a real cloud happens here: a volume is
+a sparse file ``<state_dir>/volumes/<id>.img``, exporting it binds it to a loop
+device. Status rules follow Cinder's so clients meet the same refusals:
+
+* volume: ``creating`` -> ``available`` -> ``reserved`` (attachment created)
+  -> ``in-use`` (attachment completed) -> ``available`` (last attachment
+  deleted); delete: ``available``/``error`` -> ``deleting`` -> gone.
+* attachment: ``reserved`` -> ``attached`` (os-complete) -> deleted.
+
+Every change is one store transaction; slow work (latency, losetup) runs
+outside the store lock so one slow request never stalls the others.
+"""
+
+import logging
+import os
+import time
+import uuid
+
+from storage_core.devcloud.web import cinder_time
+from storage_core.errors import CommandError
+
+LOG = logging.getLogger(__name__)
+
+GIB = 1024**3
+DELETABLE_STATUSES = ("available", "error", "error_restoring", "error_extending", "error_managing")
+ATTACHABLE_STATUSES = ("available", "downloading")
+HOST = "devcloud@local#local"
+
+
+class CinderError(Exception):
+    """A refusal the API answers as ``{"<fault>": {"code": status, ...}}``."""
+
+    status = 400
+
+    def __init__(self, message, status=None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+class NotFound(CinderError):
+    status = 404
+
+
+class Invalid(CinderError):
+    status = 400
+
+
+class BackendFailure(CinderError):
+    status = 500
+
+
+def volume_not_found(volume_id):
+    return NotFound(f"Volume {volume_id} could not be found.")
+
+
+def attachment_not_found(attachment_id):
+    return NotFound(
+        f"Volume attachment could not be found with filter: attachment_id = {attachment_id}."
+    )
+
+
+class VolumeService:
+    def __init__(self, store, volumes_dir, loops, scheduler, latency):
+        """``latency`` is a callable returning the current LatencyProfile."""
+        self._store = store
+        self._dir = os.fspath(volumes_dir)
+        self._loops = loops
+        self._scheduler = scheduler
+        self._latency = latency
+        os.makedirs(self._dir, exist_ok=True)
+
+    def path(self, volume_id) -> str:
+        return os.path.join(self._dir, f"{volume_id}.img")
+
+    # -- volumes -------------------------------------------------------------
+
+    def create_volume(self, project_id, user_id, *, name, description, size, metadata,
+                      volume_type, availability_zone) -> dict:
+        now = cinder_time()
+        volume = {
+            "id": str(uuid.uuid4()),
+            "project_id": project_id,
+            "user_id": user_id,
+            "name": name,
+            "description": description,
+            "size": size,
+            "status": "creating",
+            "metadata": dict(metadata or {}),
+            "volume_type": volume_type,
+            "availability_zone": availability_zone,
+            "bootable": False,
+            "created_at": now,
+            "updated_at": None,
+            "device": None,  # loop device while exported; not shown by the API
+        }
+        self._store.put("volume", volume)
+        self._scheduler.call_later(self._latency().create, self._finish_create, volume["id"])
+        return volume
+
+    def _finish_create(self, volume_id):
+        volume = self._store.get("volume", volume_id)
+        if volume is None or volume["status"] != "creating":
+            return
+        try:
+            self._make_file(volume)
+            status = "available"
+        except OSError:
+            LOG.exception("could not create the file of volume %s", volume_id)
+            status = "error"
+        with self._store.transaction():
+            volume = self._store.get("volume", volume_id)
+            if volume is not None and volume["status"] == "creating":
+                self._touch(volume, status=status)
+
+    def _make_file(self, volume):
+        path = self.path(volume["id"])
+        # Sparse: truncate allocates nothing, so 100 GiB volumes are free.
+        with open(path, "ab") as f:
+            if os.fstat(f.fileno()).st_size != volume["size"] * GIB:
+                f.truncate(volume["size"] * GIB)
+            os.fsync(f.fileno())
+        dir_fd = os.open(self._dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    def _touch(self, volume, **changes):
+        volume.update(changes)
+        volume["updated_at"] = cinder_time()
+        self._store.put("volume", volume)
+        return volume
+
+    def get_volume(self, project_id, volume_id) -> dict:
+        volume = self._store.get("volume", volume_id)
+        if volume is None or volume["project_id"] != project_id:
+            raise volume_not_found(volume_id)
+        return volume
+
+    def list_volumes(self, project_id) -> list[dict]:
+        return [v for v in self._store.list("volume") if v["project_id"] == project_id]
+
+    def delete_volume(self, project_id, volume_id) -> None:
+        with self._store.transaction():
+            volume = self.get_volume(project_id, volume_id)
+            if volume["status"] not in DELETABLE_STATUSES or self.attachments_of(volume_id):
+                raise Invalid(
+                    "Invalid volume: Volume status must be "
+                    + " or ".join(DELETABLE_STATUSES)
+                    + " and must not be migrating, attached, belong to a group, have "
+                    "snapshots, awaiting a transfer, or be disassociated from snapshots "
+                    "after volume transfer."
+                )
+            self._touch(volume, status="deleting")
+        self._scheduler.call_later(self._latency().delete, self._finish_delete, volume_id)
+
+    def _finish_delete(self, volume_id):
+        volume = self._store.get("volume", volume_id)
+        if volume is None or volume["status"] != "deleting":
+            return
+        path = self.path(volume_id)
+        try:
+            self._loops.release(path)  # in case a crash left one behind
+            if os.path.exists(path):
+                os.unlink(path)
+        except (OSError, CommandError):
+            LOG.exception("could not delete volume %s", volume_id)
+            with self._store.transaction():
+                volume = self._store.get("volume", volume_id)
+                if volume is not None:
+                    self._touch(volume, status="error_deleting")
+            return
+        self._store.delete("volume", volume_id)
+
+    def update_metadata(self, project_id, volume_id, metadata, replace) -> dict:
+        with self._store.transaction():
+            volume = self.get_volume(project_id, volume_id)
+            new = dict(metadata) if replace else {**volume["metadata"], **metadata}
+            self._touch(volume, metadata=new)
+            return new
+
+    def delete_metadata_item(self, project_id, volume_id, key) -> None:
+        with self._store.transaction():
+            volume = self.get_volume(project_id, volume_id)
+            if key not in volume["metadata"]:
+                raise metadata_not_found(volume_id, key)
+            del volume["metadata"][key]
+            self._touch(volume)
+
+    # -- attachments ---------------------------------------------------------
+
+    def attachments_of(self, volume_id) -> list[dict]:
+        return [a for a in self._store.list("attachment") if a["volume_id"] == volume_id]
+
+    def get_attachment(self, project_id, attachment_id) -> dict:
+        attachment = self._store.get("attachment", attachment_id)
+        if attachment is None or attachment["project_id"] != project_id:
+            raise attachment_not_found(attachment_id)
+        return attachment
+
+    def list_attachments(self, project_id) -> list[dict]:
+        return [a for a in self._store.list("attachment") if a["project_id"] == project_id]
+
+    def create_attachment(self, project_id, volume_id, *, instance_uuid, connector, mode):
+        latency = self._latency()
+        # Check the volume exists before paying any latency, as Cinder's API
+        # looks it up before it reserves.
+        self.get_volume(project_id, volume_id)
+        time.sleep(latency.reserve)
+        with self._store.transaction():
+            volume = self.get_volume(project_id, volume_id)
+            if volume["status"] not in ATTACHABLE_STATUSES:
+                raise Invalid(
+                    f"Invalid volume: Volume {volume_id} status must be "
+                    + " or ".join(ATTACHABLE_STATUSES)
+                )
+            attachment = {
+                "id": str(uuid.uuid4()),
+                "project_id": project_id,
+                "volume_id": volume_id,
+                "status": "reserved",
+                "instance_uuid": instance_uuid,
+                "attach_mode": mode,
+                "connector": None,
+                "connection_info": None,
+                "attached_host": None,
+                "mountpoint": None,
+                "attach_time": None,
+                "detach_time": None,
+                "created_at": cinder_time(),
+            }
+            self._store.put("attachment", attachment)
+            self._touch(volume, status="reserved")
+        if connector is None:
+            return attachment
+        try:
+            return self._connect(project_id, attachment["id"], connector, latency)
+        except CinderError:
+            self._undo_reserve(attachment["id"])
+            raise
+
+    def _undo_reserve(self, attachment_id):
+        with self._store.transaction():
+            attachment = self._store.get("attachment", attachment_id)
+            if attachment is None:
+                return
+            self._store.delete("attachment", attachment_id)
+            volume = self._store.get("volume", attachment["volume_id"])
+            if volume is not None and not self.attachments_of(volume["id"]):
+                self._touch(volume, status="available", device=None)
+
+    def update_attachment(self, project_id, attachment_id, connector) -> dict:
+        self.get_attachment(project_id, attachment_id)
+        return self._connect(project_id, attachment_id, connector, self._latency())
+
+    def _connect(self, project_id, attachment_id, connector, latency) -> dict:
+        """Export the volume to ``connector`` (Cinder's initialize_connection)."""
+        time.sleep(latency.initialize_connection)
+        attachment = self.get_attachment(project_id, attachment_id)
+        volume_id = attachment["volume_id"]
+        mode = attachment["attach_mode"] or "rw"
+        try:
+            device = self._loops.bind(self.path(volume_id), read_only=mode == "ro")
+        except CommandError as exc:
+            raise BackendFailure(
+                f"Unable to create attachment for volume (Failed to export volume: {exc})."
+            ) from exc
+        try:
+            with self._store.transaction():
+                attachment = self.get_attachment(project_id, attachment_id)
+                attachment.update(
+                    connector=connector,
+                    connection_info=local_connection_info(volume_id, device, mode),
+                    attached_host=connector.get("host"),
+                    mountpoint=connector.get("mountpoint", "na"),
+                )
+                self._store.put("attachment", attachment)
+                volume = self._store.get("volume", volume_id)
+                self._touch(volume, device=device)
+                return attachment
+        except NotFound:
+            # Deleted while we were exporting: do not leave the export behind.
+            if not any(a["connection_info"] for a in self.attachments_of(volume_id)):
+                self._loops.release(self.path(volume_id))
+            raise
+
+    def complete_attachment(self, project_id, attachment_id) -> None:
+        self.get_attachment(project_id, attachment_id)
+        time.sleep(self._latency().attach)
+        with self._store.transaction():
+            attachment = self.get_attachment(project_id, attachment_id)
+            attachment.update(status="attached", attach_time=cinder_time())
+            self._store.put("attachment", attachment)
+            volume = self._store.get("volume", attachment["volume_id"])
+            self._touch(volume, status="in-use")
+
+    def delete_attachment(self, project_id, attachment_id) -> list[dict]:
+        """Detach; returns the volume's remaining attachments (as Cinder does)."""
+        attachment = self.get_attachment(project_id, attachment_id)
+        time.sleep(self._latency().detach)
+        volume_id = attachment["volume_id"]
+        others = [a for a in self.attachments_of(volume_id) if a["id"] != attachment_id]
+        if attachment["connection_info"] and not any(a["connection_info"] for a in others):
+            # Unexport first: if losetup fails nothing has changed and the
+            # client can retry; a crash after this point is repaired at start.
+            try:
+                self._loops.release(self.path(volume_id))
+            except CommandError as exc:
+                raise BackendFailure(f"Unable to terminate volume connection: {exc}") from exc
+        with self._store.transaction():
+            attachment = self.get_attachment(project_id, attachment_id)
+            self._store.delete("attachment", attachment_id)
+            remaining = self.attachments_of(volume_id)
+            volume = self._store.get("volume", volume_id)
+            if volume is not None:
+                if not remaining:
+                    self._touch(volume, status="available", device=None)
+                elif not any(a["connection_info"] for a in remaining):
+                    self._touch(volume, device=None)
+            return remaining
+
+    # -- start-up ------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Finish what a crash interrupted and make loop bindings match the store."""
+        for volume in self._store.list("volume"):
+            if volume["status"] == "creating":
+                self._finish_create(volume["id"])
+            elif volume["status"] == "deleting":
+                self._finish_delete(volume["id"])
+        connected = {}
+        for attachment in self._store.list("attachment"):
+            if self._store.get("volume", attachment["volume_id"]) is None:
+                LOG.warning("dropping attachment %s of a vanished volume", attachment["id"])
+                self._store.delete("attachment", attachment["id"])
+            elif attachment["connection_info"]:
+                connected.setdefault(attachment["volume_id"], []).append(attachment)
+        for volume in self._store.list("volume"):
+            if volume["status"] in ("creating", "deleting", "error", "error_deleting"):
+                continue
+            try:
+                self._reconcile(volume, connected.get(volume["id"]))
+            except (OSError, CommandError):
+                # One broken volume must not keep the whole cloud down; its
+                # clients will see the failure when they use it.
+                LOG.exception("could not reconcile volume %s at start-up", volume["id"])
+
+    def _reconcile(self, volume, connected_attachments):
+        path = self.path(volume["id"])
+        if not os.path.exists(path):
+            LOG.warning("volume %s lost its file; recreating it empty", volume["id"])
+            self._make_file(volume)
+        if connected_attachments:
+            self._rebind(volume, connected_attachments)
+        elif self._loops.devices_for(path):
+            LOG.warning("releasing stray loop devices of volume %s", volume["id"])
+            self._loops.release(path)
+            with self._store.transaction():
+                self._touch(self._store.get("volume", volume["id"]), device=None)
+
+    def _rebind(self, volume, attachments):
+        path = self.path(volume["id"])
+        wanted = attachments[0]["connection_info"]["data"]["device_path"]
+        bound = self._loops.devices_for(path)
+        if wanted in bound:
+            device = wanted
+        else:
+            mode = attachments[0]["attach_mode"] or "rw"
+            device = bound[0] if bound else self._loops.bind(path, read_only=mode == "ro")
+            LOG.warning("volume %s was on %s, now on %s", volume["id"], wanted, device)
+        with self._store.transaction():
+            for attachment in attachments:
+                attachment = self._store.get("attachment", attachment["id"])
+                data = attachment["connection_info"]["data"]
+                if data["device_path"] != device:
+                    data["device_path"] = device
+                    self._store.put("attachment", attachment)
+            current = self._store.get("volume", volume["id"])
+            if current["device"] != device:
+                self._touch(current, device=device)
+
+
+def metadata_not_found(volume_id, key):
+    return NotFound(f"Volume {volume_id} has no metadata with key {key}.")
+
+
+def local_connection_info(volume_id, device, mode) -> dict:
+    """What os-brick's LOCAL connector consumes."""
+    return {
+        "driver_volume_type": "local",
+        "data": {
+            "device_path": device,
+            "volume_id": volume_id,
+            "access_mode": mode,
+            "encrypted": False,
+            "discard": False,
+        },
+    }

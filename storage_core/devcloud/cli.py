@@ -1,0 +1,127 @@
+"""``fuxi-devcloud``: run devcloud in the foreground until SIGTERM/SIGINT.
+
+Supervisors and out-of-process tests wait for ``--ready-file`` to appear: it
+is written (atomically) only once the cloud listens, and holds the URL, the
+pid and the clouds.yaml entry to use.
+"""
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import tempfile
+import threading
+
+import yaml
+
+from storage_core.devcloud.latency import PROFILES, LatencyProfile
+from storage_core.devcloud.server import DevCloud
+
+LOG = logging.getLogger(__name__)
+
+
+def write_atomically(path, text):
+    """Readers see the old file or the whole new one, never a part."""
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fchmod(f.fileno(), 0o600)  # it holds the password
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _remove(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="fuxi-devcloud",
+        description="A small OpenStack-compatible cloud (Keystone v3 + Cinder v3) "
+        "serving loop-device volumes on loopback.",
+    )
+    parser.add_argument("--state-dir", required=True, help="where volumes and state live")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--latency-profile", default="none", choices=sorted(PROFILES))
+    parser.add_argument("--ready-file", help="JSON {url, pid, cloud} written once listening")
+    parser.add_argument("--clouds-yaml", help="clouds.yaml to write for this cloud")
+    parser.add_argument("--cloud-name", default="devcloud")
+    parser.add_argument("--log-level", default="INFO")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=getattr(logging, args.log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # A ready file left by an earlier (killed) run must not announce this one.
+    if args.ready_file:
+        _remove(args.ready_file)
+
+    stop = threading.Event()
+
+    def on_signal(signum, _frame):
+        LOG.info("signal %d: stopping", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    cloud = DevCloud(
+        args.state_dir,
+        host=args.host,
+        port=args.port,
+        latency=LatencyProfile.named(args.latency_profile),
+    )
+    try:
+        cloud.start()
+    except (OSError, RuntimeError) as exc:
+        print(f"fuxi-devcloud: cannot start: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if args.clouds_yaml:
+            write_atomically(
+                args.clouds_yaml,
+                yaml.safe_dump({"clouds": {args.cloud_name: cloud.cloud_config()}},
+                               default_flow_style=False, sort_keys=False),
+            )
+        if args.ready_file:
+            write_atomically(
+                args.ready_file,
+                json.dumps({"url": cloud.url, "pid": os.getpid(),
+                            "cloud": cloud.cloud_config()}, indent=2) + "\n",
+            )
+        print(f"devcloud listening on {cloud.url}", flush=True)
+        while not stop.wait(1.0):
+            pass
+    finally:
+        cloud.stop()
+        if args.ready_file:
+            _remove(args.ready_file)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""DevCloud: Keystone + Cinder on one loopback port, devstack-style paths.
+
+``/identity`` is Keystone v3, ``/volume`` is Cinder v3, ``/devcloud`` holds
+test knobs. Serving is the standard library's ThreadingHTTPServer: devcloud
+must start in milliseconds inside any test and pull in no web framework.
+"""
+
+import fcntl
+import logging
+import os
+import socket
+import struct
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from storage_core.devcloud.backend import VolumeService
+from storage_core.devcloud.cinder import BlockStorage
+from storage_core.devcloud.control import Control
+from storage_core.devcloud.faults import FaultInjector
+from storage_core.devcloud.keystone import (  # noqa: F401  (re-exported constants)
+    DEFAULT_DOMAIN_NAME,
+    DEFAULT_PASSWORD,
+    DEFAULT_PROJECT_NAME,
+    DEFAULT_USERNAME,
+    REGION_NAME,
+    Identity,
+)
+from storage_core.devcloud.latency import LatencyProfile
+from storage_core.devcloud.loopdev import LoopDevices
+from storage_core.devcloud.store import Store
+from storage_core.devcloud.tasks import Scheduler
+from storage_core.devcloud.web import Request, ResetConnection, Response, cinder_error
+
+LOG = logging.getLogger(__name__)
+
+DB_NAME = "devcloud.sqlite"
+LOCK_NAME = "devcloud.lock"
+VOLUMES_DIR = "volumes"
+
+
+class DevCloud:
+    """An OpenStack-compatible cloud (Keystone + Cinder) over HTTP on loopback.
+
+    State lives in ``state_dir`` and survives restarts and crashes. ``port=0``
+    picks a free port at the first start; later starts reuse it so clients'
+    catalog URLs stay valid.
+    """
+
+    def __init__(self, state_dir, host="127.0.0.1", port=0, latency=None, faults=None,
+                 executor=None):
+        self.state_dir = os.path.abspath(os.fspath(state_dir))
+        self.host = host
+        self.port = port
+        self.latency = LatencyProfile.coerce(latency)
+        self.faults = faults if faults is not None else FaultInjector()
+        self.region_name = REGION_NAME
+        self._executor = executor
+        self._server = None
+        self._thread = None
+        self._lock_fd = None
+        self._store = None
+        self._scheduler = None
+
+    # -- addresses and credentials -----------------------------------------
+
+    @property
+    def url(self) -> str:
+        if not self.port:
+            raise RuntimeError("DevCloud has no port yet: call start() first")
+        host = self.host
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1"  # what a client on this machine can reach
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    @property
+    def auth_url(self) -> str:
+        return self.url + "/identity/v3"
+
+    @property
+    def auth(self) -> dict:
+        return {
+            "auth_url": self.auth_url,
+            "username": DEFAULT_USERNAME,
+            "password": DEFAULT_PASSWORD,
+            "project_name": DEFAULT_PROJECT_NAME,
+            "user_domain_name": DEFAULT_DOMAIN_NAME,
+            "project_domain_name": DEFAULT_DOMAIN_NAME,
+        }
+
+    def cloud_config(self) -> dict:
+        """One ``clouds:`` entry of a clouds.yaml."""
+        return {
+            "auth": self.auth,
+            "region_name": self.region_name,
+            "identity_api_version": 3,
+            "block_storage_api_version": 3,
+        }
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def start(self) -> "DevCloud":
+        """Recover the state dir, then serve in a background thread."""
+        if self._server is not None:
+            raise RuntimeError("DevCloud is already running")
+        os.makedirs(self.state_dir, mode=0o700, exist_ok=True)
+        self._lock_state_dir()
+        try:
+            self._start()
+        except BaseException:
+            self._teardown()
+            raise
+        LOG.info("devcloud serving %s from %s", self.url, self.state_dir)
+        return self
+
+    def _start(self):
+        self._store = Store(os.path.join(self.state_dir, DB_NAME))
+        # Bind first (the catalog needs the port), serve only after recovery;
+        # early connections just wait in the listen backlog.
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        self._scheduler = Scheduler()
+        self._identity = Identity(self._store, lambda: self.url, self.faults)
+        self._backend = VolumeService(
+            self._store,
+            os.path.join(self.state_dir, VOLUMES_DIR),
+            LoopDevices(self._executor),
+            self._scheduler,
+            lambda: self.latency,
+        )
+        self._apps = (
+            ("/identity", self._identity.handle),
+            ("/volume", BlockStorage(self._backend, self._identity, self.faults,
+                                     lambda: self.url).handle),
+            ("/devcloud", Control(self).handle),
+        )
+        self._backend.recover()
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+            name=f"devcloud-{self.port}", daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving; pending transitions are finished at the next start."""
+        if self._server is None:
+            return
+        self._server.shutdown()
+        self._teardown()
+        LOG.info("devcloud on port %s stopped", self.port)
+
+    def _teardown(self):
+        if self._server is not None:
+            self._server.server_close()
+            self._server.drop_connections()
+            self._server.wait_idle(timeout=10)
+            self._server = None
+        if self._scheduler is not None:
+            self._scheduler.stop()
+            self._scheduler = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+        self._thread = None
+
+    def _lock_state_dir(self):
+        # Two clouds on one state dir would bind the same files twice; the
+        # kernel drops the lock when the process dies, even by kill -9.
+        fd = os.open(os.path.join(self.state_dir, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeError(f"{self.state_dir} is in use by another devcloud") from None
+        self._lock_fd = fd
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- requests ------------------------------------------------------------
+
+    def dispatch(self, req: Request) -> Response:
+        for prefix, handle in self._apps:
+            if req.path == prefix or req.path.startswith(prefix + "/"):
+                return handle(req, req.path[len(prefix):])
+        return cinder_error(404, "The resource could not be found.")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    # The stdlib's backlog of 5 refuses connections under benchmark load.
+    request_queue_size = 128
+
+    def __init__(self, address, cloud):
+        self.cloud = cloud
+        self._conns = set()
+        self._busy = 0
+        self._cond = threading.Condition()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request, client_address):
+        with self._cond:
+            self._conns.add(request)
+        super().process_request(request, client_address)
+
+    def close_request(self, request):
+        with self._cond:
+            self._conns.discard(request)
+        super().close_request(request)
+
+    def drop_connections(self):
+        """End idle keep-alive connections, so their threads end too."""
+        with self._cond:
+            conns = list(self._conns)
+        for conn in conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def busy(self, delta):
+        with self._cond:
+            self._busy += delta
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._busy and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as keystoneauth's sessions expect
+    server_version = "devcloud/1"
+    timeout = 120  # idle keep-alive connections do not hold a thread forever
+
+    def do_GET(self):
+        self._serve()
+
+    do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_GET
+
+    def _serve(self):
+        started = time.monotonic()
+        self.server.busy(+1)
+        try:
+            self._serve_one(started)
+        finally:
+            self.server.busy(-1)
+
+    def _serve_one(self, started):
+        body = self._read_body()
+        if body is None:
+            return
+        split = urlsplit(self.path)
+        path = "/".join(unquote(seg) for seg in split.path.split("/"))
+        req = Request(
+            method=self.command,
+            path=path.rstrip("/") or "/",
+            query=parse_qs(split.query, keep_blank_values=True),
+            headers=self.headers,
+            body=body,
+        )
+        try:
+            resp = self.server.cloud.dispatch(req)
+        except ResetConnection:
+            LOG.info("%s %s: dropping the connection (injected fault)", self.command, self.path)
+            # Linger 0: close with a reset instead of an orderly FIN.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return
+        except Exception:
+            LOG.exception("%s %s failed", self.command, self.path)
+            resp = cinder_error(500, "The server has either erred or is incapable of "
+                                     "performing the requested operation.")
+        payload, headers = resp.encoded()
+        headers.setdefault("x-openstack-request-id", req.request_id)
+        try:
+            self.send_response(resp.status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if self.command != "HEAD" and payload:
+                self.wfile.write(payload)
+        except OSError:
+            self.close_connection = True  # the client went away; nothing to tell it
+        LOG.debug("%s %s -> %s (%.3f s)", self.command, self.path, resp.status,
+                  time.monotonic() - started)
+
+    def _read_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            self.send_error(400, "bad Content-Length")
+            return None
+        return self.rfile.read(length) if length > 0 else b""
+
+    def log_request(self, code="-", size="-"):
+        pass  # _serve_one logs every request, with its duration
+
+    def log_message(self, format, *args):  # noqa: A002 (the stdlib's name)
+        LOG.debug("%s - %s", self.address_string(), format % args)

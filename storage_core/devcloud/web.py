@@ -1,0 +1,111 @@
+"""Plain request/response values shared by the Keystone and Cinder emulations.
+
+The HTTP server (server.py) turns each HTTP request into a :class:`Request`
+and writes back whatever :class:`Response` the service returns, so the service
+modules know nothing about sockets and can be called directly in unit tests.
+"""
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http import HTTPStatus
+
+# Cinder's error bodies are {"<faultName>": {"code": N, "message": ...}}; the
+# names come from its wsgi Fault class, anything else is "computeFault".
+_CINDER_FAULT_NAMES = {
+    400: "badRequest",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "itemNotFound",
+    405: "badMethod",
+    409: "conflictingRequest",
+    413: "overLimit",
+    415: "badMediaType",
+    429: "overLimit",
+    501: "notImplemented",
+    503: "serviceUnavailable",
+}
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict  # name -> list of values, as urllib.parse.parse_qs gives
+    headers: object  # anything with .get(name) that ignores case
+    body: bytes = b""
+    request_id: str = field(default_factory=lambda: f"req-{uuid.uuid4()}")
+
+    def param(self, name, default=None):
+        values = self.query.get(name)
+        return values[-1] if values else default
+
+    def json(self):
+        """The body as JSON; raises ValueError when it is not."""
+        if not self.body.strip():
+            raise ValueError("empty body")
+        return json.loads(self.body.decode("utf-8"))
+
+
+@dataclass
+class Response:
+    status: int
+    body: object = None  # dict/list -> JSON, bytes -> as is, None -> empty
+    headers: dict = field(default_factory=dict)
+
+    def encoded(self) -> tuple[bytes, dict]:
+        headers = dict(self.headers)
+        if self.body is None:
+            return b"", headers
+        if isinstance(self.body, bytes):
+            return self.body, headers
+        if isinstance(self.body, str):
+            headers.setdefault("Content-Type", "text/plain; charset=UTF-8")
+            return self.body.encode("utf-8"), headers
+        headers.setdefault("Content-Type", "application/json")
+        return json.dumps(self.body).encode("utf-8"), headers
+
+
+class HttpError(Exception):
+    """Raised anywhere in a service to answer with ``response`` at once."""
+
+    def __init__(self, response: Response):
+        super().__init__(response.status)
+        self.response = response
+
+
+class ResetConnection(Exception):
+    """Drop the client's connection without answering (fault injection)."""
+
+
+def cinder_fault_name(status: int) -> str:
+    return _CINDER_FAULT_NAMES.get(status, "computeFault")
+
+
+def cinder_error(status: int, message: str) -> Response:
+    return Response(status, {cinder_fault_name(status): {"code": status, "message": message}})
+
+
+def keystone_error(status: int, message: str, title: str | None = None) -> Response:
+    if title is None:
+        try:
+            title = HTTPStatus(status).phrase
+        except ValueError:
+            title = "Error"
+    return Response(status, {"error": {"code": status, "title": title, "message": message}})
+
+
+def utcnow() -> datetime:
+    # Naive UTC datetimes, as Cinder's database hands them to its views.
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def cinder_time(value: datetime | None = None) -> str:
+    """Cinder's timestamp format: ``2026-11-26T21:33:59.000000``."""
+    return (value or utcnow()).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def keystone_time(value: datetime) -> str:
+    """Keystone's token timestamps: ``2026-11-26T21:33:59.000000Z``."""
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%f") + "Z"

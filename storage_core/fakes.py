@@ -1,0 +1,164 @@
+"""In-memory stand-ins for the cloud and the host, shipped in the package so
+any plugin built on storage_core can unit-test against them.
+
+They keep the same contracts as the real adapters (the same errors for the
+same mistakes) and record what was asked of them.
+"""
+
+import itertools
+import threading
+import uuid
+from datetime import datetime, timezone
+
+from storage_core.errors import AttachError, CommandError, Conflict, FilesystemError, NotFound
+from storage_core.executor import CommandResult
+from storage_core.models import FSTYPE_KEY, OWNER_KEY, OWNER_VALUE, CloudAttachment, CloudVolume, HostAttachment
+
+
+class RecordingExecutor:
+    """Records argv; answers from a table of (argv prefix) -> CommandResult."""
+
+    def __init__(self, answers=None):
+        self.calls = []
+        self.answers = dict(answers or {})
+
+    def run(self, argv, ok_exit_codes=(0,), timeout=None):
+        argv = [str(a) for a in argv]
+        self.calls.append(argv)
+        for prefix, result in self.answers.items():
+            if tuple(argv[: len(prefix)]) == tuple(prefix):
+                if result.exit_code not in ok_exit_codes:
+                    raise CommandError(argv, result.exit_code, result.stdout, result.stderr)
+                return result
+        return CommandResult("", "", 0)
+
+
+class FakeCinder:
+    """A block-storage backend held in memory, with CinderBackend's interface."""
+
+    def __init__(self):
+        self.volumes = {}
+        self.attachments = {}
+        self._lock = threading.Lock()
+        self.calls = []
+
+    def add_volume(self, name, size_gb=1, owned=True, fstype="ext4", status="available"):
+        metadata = {OWNER_KEY: OWNER_VALUE, FSTYPE_KEY: fstype} if owned else {}
+        vol = CloudVolume(
+            id=str(uuid.uuid4()), name=name, size_gb=size_gb, status=status,
+            created_at=datetime.now(timezone.utc), metadata=metadata,
+        )
+        self.volumes[vol.id] = vol
+        return vol
+
+    def find(self, name):
+        self.calls.append(("find", name))
+        found = [v for v in self.volumes.values() if v.name == name]
+        if len(found) > 1:
+            raise Conflict(f"{len(found)} volumes named {name!r}")
+        return found[0] if found else None
+
+    def get(self, volume_id):
+        self.calls.append(("get", volume_id))
+        try:
+            return self.volumes[volume_id]
+        except KeyError:
+            raise NotFound(f"volume {volume_id} not found") from None
+
+    def list_owned(self):
+        self.calls.append(("list_owned",))
+        return [v for v in self.volumes.values() if v.owned]
+
+    def create(self, spec):
+        self.calls.append(("create", spec.name))
+        vol = self.add_volume(spec.name, spec.size_gb, fstype=spec.fstype)
+        vol = _replace(vol, volume_type=spec.volume_type, availability_zone=spec.availability_zone)
+        self.volumes[vol.id] = vol
+        return vol
+
+    def delete(self, volume):
+        self.calls.append(("delete", volume.id))
+        current = self.volumes.get(volume.id)
+        if current and current.attachments:
+            raise Conflict(f"volume {volume.id} is attached")
+        self.volumes.pop(volume.id, None)
+
+    def create_attachment(self, volume_id, connector, instance_uuid=None, mode="rw"):
+        self.calls.append(("create_attachment", volume_id))
+        vol = self.get(volume_id)
+        if vol.status != "available":
+            raise Conflict(f"volume {volume_id} is {vol.status}")
+        attachment_id = str(uuid.uuid4())
+        info = {"driver_volume_type": "local", "data": {"device_path": f"/dev/fake-{volume_id[:8]}"}}
+        self.attachments[attachment_id] = volume_id
+        self.volumes[volume_id] = _replace(
+            vol, status="reserved",
+            attachments=(CloudAttachment(attachment_id, connector.get("host")),),
+        )
+        return attachment_id, info
+
+    def complete_attachment(self, attachment_id):
+        self.calls.append(("complete_attachment", attachment_id))
+        volume_id = self.attachments[attachment_id]
+        self.volumes[volume_id] = _replace(self.volumes[volume_id], status="in-use")
+
+    def delete_attachment(self, attachment_id):
+        self.calls.append(("delete_attachment", attachment_id))
+        volume_id = self.attachments.pop(attachment_id, None)
+        if volume_id and volume_id in self.volumes:
+            self.volumes[volume_id] = _replace(self.volumes[volume_id], status="available", attachments=())
+
+
+def _replace(vol, **changes):
+    return CloudVolume(**{**vol.__dict__, **changes})
+
+
+class FakeAttacher:
+    """Attaches by asking the backend only; the device path is made up."""
+
+    mode = "fake"
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.fail_connect = False
+
+    def attach(self, volume, journal):
+        attachment_id, info = self._backend.create_attachment(volume.id, {"host": "fakehost"})
+        pending = HostAttachment(volume.id, attachment_id, info)
+        journal(pending)
+        if self.fail_connect:
+            self._backend.delete_attachment(attachment_id)
+            raise AttachError("fake connect failure")
+        self._backend.complete_attachment(attachment_id)
+        return HostAttachment(volume.id, attachment_id, info, info["data"]["device_path"])
+
+    def detach(self, attachment):
+        self._backend.delete_attachment(attachment.attachment_id)
+
+
+class FakeFilesystems:
+    """Devices and mounts in memory: which devices hold which file system, what is mounted."""
+
+    def __init__(self):
+        self.formatted = {}  # device -> fstype
+        self.mounted = {}  # mountpoint -> device
+        self.mkfs_calls = []
+        self.fail_mount = False
+        self._ids = itertools.count()
+
+    def ensure_filesystem(self, device, wanted_fstype):
+        if device not in self.formatted:
+            self.mkfs_calls.append((device, wanted_fstype))
+            self.formatted[device] = wanted_fstype
+        return self.formatted[device]
+
+    def mount(self, device, mountpoint, fstype):
+        if self.fail_mount:
+            raise FilesystemError(f"fake mount of {device} failed")
+        self.mounted[mountpoint] = device
+
+    def unmount(self, mountpoint):
+        self.mounted.pop(mountpoint, None)
+
+    def is_mounted(self, mountpoint):
+        return mountpoint in self.mounted

@@ -1,0 +1,74 @@
+"""Plain, frozen records passed between the service and its adapters."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Mapping
+
+# The metadata key/value that marks a cloud volume as ours. It is the tag the
+# original fuxi used, so volumes it made stay manageable.
+OWNER_KEY = "volume_from"
+OWNER_VALUE = "fuxi"
+FSTYPE_KEY = "fstype"
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    """What a caller asked for when creating a volume."""
+
+    name: str
+    size_gb: int
+    fstype: str
+    volume_type: str | None = None
+    availability_zone: str | None = None
+
+
+@dataclass(frozen=True)
+class CloudAttachment:
+    """One attachment of a cloud volume, as the cloud reports it."""
+
+    attachment_id: str
+    host_name: str | None = None
+    server_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CloudVolume:
+    """A block volume as the cloud reports it."""
+
+    id: str
+    name: str
+    size_gb: int
+    status: str
+    created_at: datetime | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    volume_type: str | None = None
+    availability_zone: str | None = None
+    attachments: tuple[CloudAttachment, ...] = ()
+
+    @property
+    def owned(self) -> bool:
+        return self.metadata.get(OWNER_KEY) == OWNER_VALUE
+
+    @property
+    def fstype(self) -> str | None:
+        return self.metadata.get(FSTYPE_KEY)
+
+
+@dataclass(frozen=True)
+class HostAttachment:
+    """What this host holds for an attached volume: enough to undo it after a restart."""
+
+    volume_id: str
+    attachment_id: str
+    connection_info: Mapping
+    device_path: str | None = None
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """What get/list report about a volume."""
+
+    name: str
+    mountpoint: str | None
+    created_at: datetime | None = None
+    status: Mapping = field(default_factory=dict)

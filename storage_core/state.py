@@ -1,0 +1,178 @@
+"""Durable local state: what this host has attached and mounted, and for whom.
+
+Kept in SQLite under the state dir with synchronous writes, so a kill -9 at any
+point leaves the last committed truth on disk. Mounts are a multiset keyed by
+(volume name, caller id): some callers reuse an id for overlapping mounts.
+"""
+
+import json
+import os
+import sqlite3
+import threading
+from dataclasses import dataclass
+
+from storage_core.models import HostAttachment
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS host_volumes (
+    name TEXT PRIMARY KEY,
+    volume_id TEXT NOT NULL,
+    attachment_id TEXT,
+    connection_info TEXT,
+    device_path TEXT,
+    mountpoint TEXT,
+    phase TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS mounts (
+    name TEXT NOT NULL,
+    caller_id TEXT NOT NULL,
+    count INTEGER NOT NULL CHECK (count > 0),
+    PRIMARY KEY (name, caller_id)
+);
+"""
+
+
+class Phase:
+    """How far the host side of a volume got. Written before each next step."""
+
+    ATTACHING = "attaching"  # cloud attachment exists; host connect may not
+    ATTACHED = "attached"  # block device present on this host
+    MOUNTED = "mounted"  # file system mounted at mountpoint
+
+
+@dataclass(frozen=True)
+class HostVolume:
+    name: str
+    volume_id: str
+    phase: str
+    attachment_id: str | None = None
+    connection_info: dict | None = None
+    device_path: str | None = None
+    mountpoint: str | None = None
+
+    @property
+    def host_attachment(self) -> HostAttachment | None:
+        if not self.attachment_id:
+            return None
+        return HostAttachment(
+            volume_id=self.volume_id,
+            attachment_id=self.attachment_id,
+            connection_info=self.connection_info or {},
+            device_path=self.device_path,
+        )
+
+
+class StateStore:
+    def __init__(self, path):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self):
+        with self._lock:
+            self._db.close()
+
+    # -- host volumes ---------------------------------------------------
+
+    def host_volume(self, name) -> HostVolume | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT name, volume_id, phase, attachment_id, connection_info, device_path,"
+                " mountpoint FROM host_volumes WHERE name = ?",
+                (name,),
+            ).fetchone()
+        return _row_to_host_volume(row) if row else None
+
+    def host_volumes(self) -> list[HostVolume]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT name, volume_id, phase, attachment_id, connection_info, device_path,"
+                " mountpoint FROM host_volumes ORDER BY name"
+            ).fetchall()
+        return [_row_to_host_volume(r) for r in rows]
+
+    def save_host_volume(self, hv: HostVolume) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO host_volumes (name, volume_id, phase, attachment_id,"
+                " connection_info, device_path, mountpoint) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    hv.name,
+                    hv.volume_id,
+                    hv.phase,
+                    hv.attachment_id,
+                    json.dumps(hv.connection_info) if hv.connection_info is not None else None,
+                    hv.device_path,
+                    hv.mountpoint,
+                ),
+            )
+
+    def forget_host_volume(self, name) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM host_volumes WHERE name = ?", (name,))
+
+    # -- mounts ---------------------------------------------------------
+
+    def add_mount(self, name, caller_id) -> int:
+        """Count one more mount of `name` by `caller_id`; return the volume's total."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO mounts (name, caller_id, count) VALUES (?, ?, 1)"
+                " ON CONFLICT (name, caller_id) DO UPDATE SET count = count + 1",
+                (name, caller_id),
+            )
+            return self._total(name)
+
+    def remove_mount(self, name, caller_id) -> int | None:
+        """Count one mount of `name` by `caller_id` less.
+
+        Returns the volume's remaining total, or None when that caller held no
+        mount (nothing changed).
+        """
+        with self._lock:
+            row = self._db.execute(
+                "SELECT count FROM mounts WHERE name = ? AND caller_id = ?", (name, caller_id)
+            ).fetchone()
+            if row is None:
+                return None
+            if row[0] > 1:
+                self._db.execute(
+                    "UPDATE mounts SET count = count - 1 WHERE name = ? AND caller_id = ?",
+                    (name, caller_id),
+                )
+            else:
+                self._db.execute(
+                    "DELETE FROM mounts WHERE name = ? AND caller_id = ?", (name, caller_id)
+                )
+            return self._total(name)
+
+    def mount_count(self, name) -> int:
+        with self._lock:
+            return self._total(name)
+
+    def mount_callers(self, name) -> dict[str, int]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT caller_id, count FROM mounts WHERE name = ?", (name,)
+            ).fetchall()
+        return dict(rows)
+
+    def _total(self, name) -> int:
+        row = self._db.execute("SELECT SUM(count) FROM mounts WHERE name = ?", (name,)).fetchone()
+        return row[0] or 0
+
+
+def _row_to_host_volume(row) -> HostVolume:
+    name, volume_id, phase, attachment_id, connection_info, device_path, mountpoint = row
+    return HostVolume(
+        name=name,
+        volume_id=volume_id,
+        phase=phase,
+        attachment_id=attachment_id,
+        connection_info=json.loads(connection_info) if connection_info else None,
+        device_path=device_path,
+        mountpoint=mountpoint,
+    )

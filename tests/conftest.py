@@ -1,0 +1,84 @@
+"""Plumbing shared by every test tier.
+
+* Tiers: tests under tests/unit, tests/functional, tests/e2e (and
+  tests/conformance) get the marker of that name, so `-m unit` or
+  `-m "not e2e"` pick tiers.
+* Strict tiers: with FUXI_REQUIRE_ALL_TIERS=1 or CI=true a skipped test (or a
+  module skipped at collection) is reported as a failure.  A tier that cannot
+  run on a machine (no dockerd, not root, ...) must not turn a run green.
+  Expected failures (xfail) stay what they are.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+TIERS = ("unit", "functional", "e2e", "conformance")
+STRICT_MESSAGE = "tier skipped but FUXI_REQUIRE_ALL_TIERS/CI requires every tier to run: {reason}"
+
+
+def strict_tiers() -> bool:
+    if os.environ.get("FUXI_REQUIRE_ALL_TIERS", "").strip() == "1":
+        return True
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+def _tier_of(path) -> str | None:
+    try:
+        rel = Path(str(path)).resolve().relative_to(TESTS_DIR)
+    except ValueError:
+        return None
+    if len(rel.parts) > 1 and rel.parts[0] in TIERS:
+        return rel.parts[0]
+    return None
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        reason = longrepr[2]
+        return reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+    return str(longrepr)
+
+
+def _fail_skip(report) -> None:
+    report.outcome = "failed"
+    report.longrepr = STRICT_MESSAGE.format(reason=_skip_reason(report))
+
+
+def pytest_configure(config):
+    # Also declared in pytest.ini; repeated here so the markers exist whatever
+    # ini file pytest picked.
+    for tier in TIERS:
+        config.addinivalue_line("markers", f"{tier}: tests/{tier} tier")
+
+
+def pytest_report_header(config):
+    if strict_tiers():
+        return "fuxi: strict tiers (FUXI_REQUIRE_ALL_TIERS/CI): a skipped test is a failure"
+    return "fuxi: skips allowed (set FUXI_REQUIRE_ALL_TIERS=1 to make them failures)"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = _tier_of(item.path)
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and not hasattr(report, "wasxfail") and strict_tiers():
+        _fail_skip(report)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and strict_tiers():
+        _fail_skip(report)

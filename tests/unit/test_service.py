@@ -1,0 +1,136 @@
+import pytest
+
+from storage_core.config import VolumeLimits
+from storage_core.errors import AttachError, Conflict, FilesystemError, InvalidInput, NotFound, NotOwned
+from storage_core.fakes import FakeAttacher, FakeCinder, FakeFilesystems
+from storage_core.service import VolumeService
+from storage_core.state import StateStore
+
+
+@pytest.fixture
+def parts(tmp_path):
+    cloud = FakeCinder()
+    fs = FakeFilesystems()
+    attacher = FakeAttacher(cloud)
+    service = VolumeService(
+        backend=cloud,
+        attacher=attacher,
+        filesystems=fs,
+        state=StateStore(str(tmp_path / "state.db")),
+        mount_root=str(tmp_path / "mounts"),
+        limits=VolumeLimits(max_size_gb=10),
+        lock_dir=str(tmp_path / "locks"),
+    )
+    return service, cloud, fs, attacher
+
+
+def test_create_is_idempotent_and_checks_options(parts):
+    service, cloud, _, _ = parts
+    first = service.create("v1", {"size": "2"})
+    again = service.create("v1", {"size": "2"})
+    assert first.id == again.id and len(cloud.volumes) == 1
+    with pytest.raises(Conflict, match="size 2 GiB"):
+        service.create("v1", {"size": "3"})
+
+
+def test_bad_options_create_nothing(parts):
+    service, cloud, _, _ = parts
+    for opts in ({"size": "abc"}, {"size": "11"}, {"sise": "1"}, {"fstype": "ntfs"}):
+        with pytest.raises(InvalidInput):
+            service.create("v1", opts)
+    assert cloud.volumes == {} and not any(c[0] == "create" for c in cloud.calls)
+
+
+def test_volumes_not_owned_are_never_touched(parts):
+    service, cloud, fs, _ = parts
+    foreign = cloud.add_volume("theirs", owned=False)
+    with pytest.raises(NotOwned):
+        service.create("theirs", {})
+    with pytest.raises(NotOwned):
+        service.mount("theirs", "a")
+    with pytest.raises(NotOwned):
+        service.remove("theirs")
+    with pytest.raises(NotOwned):
+        service.get("theirs")
+    assert foreign.id in cloud.volumes and cloud.attachments == {} and fs.mkfs_calls == []
+
+
+def test_attach_at_first_mount_detach_at_last_unmount(parts):
+    service, cloud, fs, _ = parts
+    vol = service.create("v1", {})
+    path = service.mount("v1", "a")
+    assert service.mount("v1", "b") == path
+    assert cloud.volumes[vol.id].status == "in-use"
+    assert [c[0] for c in cloud.calls].count("create_attachment") == 1
+    service.unmount("v1", "a")
+    assert cloud.volumes[vol.id].status == "in-use" and fs.is_mounted(path)
+    service.unmount("v1", "b")
+    assert cloud.volumes[vol.id].status == "available" and not fs.is_mounted(path)
+    assert service.get("v1").status["mounts"] == 0
+
+
+def test_formatting_happens_once(parts):
+    service, _, fs, _ = parts
+    service.create("v1", {"fstype": "xfs"})
+    service.mount("v1", "a")
+    service.unmount("v1", "a")
+    service.mount("v1", "b")
+    assert len(fs.mkfs_calls) == 1 and fs.mkfs_calls[0][1] == "xfs"
+
+
+def test_unmount_of_unknown_caller_changes_nothing(parts):
+    service, cloud, fs, _ = parts
+    vol = service.create("v1", {})
+    path = service.mount("v1", "a")
+    service.unmount("v1", "stranger")
+    assert fs.is_mounted(path) and cloud.volumes[vol.id].status == "in-use"
+
+
+def test_remove_refuses_while_mounted_and_succeeds_when_gone(parts):
+    service, cloud, _, _ = parts
+    service.create("v1", {})
+    service.mount("v1", "a")
+    with pytest.raises(Conflict, match="mounted 1 time"):
+        service.remove("v1")
+    service.unmount("v1", "a")
+    service.remove("v1")
+    assert cloud.volumes == {}
+    service.remove("v1")  # already gone: still fine
+
+
+def test_failed_mount_undoes_the_attach_and_never_formats_again(parts):
+    service, cloud, fs, _ = parts
+    vol = service.create("v1", {})
+    fs.fail_mount = True
+    with pytest.raises(FilesystemError):
+        service.mount("v1", "a")
+    assert cloud.volumes[vol.id].status == "available" and cloud.attachments == {}
+    assert service.get("v1").status["mounts"] == 0
+    fs.fail_mount = False
+    service.mount("v1", "a")
+    assert len(fs.mkfs_calls) == 1
+
+
+def test_failed_connect_leaves_no_attachment(parts):
+    service, cloud, _, attacher = parts
+    vol = service.create("v1", {})
+    attacher.fail_connect = True
+    with pytest.raises(AttachError):
+        service.mount("v1", "a")
+    assert cloud.attachments == {} and cloud.volumes[vol.id].status == "available"
+
+
+def test_get_path_list(parts):
+    service, cloud, _, _ = parts
+    with pytest.raises(NotFound):
+        service.get("v1")
+    service.create("v1", {"size": "3"})
+    cloud.add_volume("theirs", owned=False)
+    info = service.get("v1")
+    assert info.mountpoint is None and info.status["size_gb"] == 3 and info.status["attached"] is False
+    assert service.path("v1") is None
+    path = service.mount("v1", "a")
+    assert service.path("v1") == path
+    info = service.get("v1")
+    assert info.mountpoint == path and info.status["mounts"] == 1 and info.status["attached"] is True
+    assert [i.name for i in service.list()] == ["v1"]
