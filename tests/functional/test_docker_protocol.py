@@ -120,3 +120,22 @@ def test_duplicate_cloud_names_are_a_clear_error(plugin, cloud):
         cloud.sdk.block_storage.create_volume(name="twin", size=1, metadata={"volume_from": "fuxi"})
     status, answer = plugin.call("VolumeDriver.Mount", {"Name": "twin", "ID": "a"})
     assert status == 409 and "2 volumes named 'twin'" in answer["Err"]
+
+
+def test_concurrent_mounts_of_one_volume_attach_it_once(plugin, cloud):
+    from concurrent.futures import ThreadPoolExecutor
+
+    ok(plugin.call("VolumeDriver.Create", {"Name": "busy"}))
+    ids = [f"caller-{i}" for i in range(6)]
+    with ThreadPoolExecutor(len(ids)) as pool:
+        answers = list(pool.map(lambda i: plugin.call("VolumeDriver.Mount", {"Name": "busy", "ID": i}), ids))
+    assert len({ok(a)["Mountpoint"] for a in answers}) == 1
+    [vol] = cloud.volumes_named("busy")
+    assert len(cloud.attachments_of(vol.id)) == 1
+    assert ok(plugin.call("VolumeDriver.Get", {"Name": "busy"}))["Volume"]["Status"]["mounts"] == 6
+    with ThreadPoolExecutor(len(ids)) as pool:
+        for answer in pool.map(lambda i: plugin.call("VolumeDriver.Unmount", {"Name": "busy", "ID": i}), ids):
+            ok(answer)
+    assert cloud.attachments_of(vol.id) == []
+    assert loop_devices_backed_by(cloud.root) == []
+    ok(plugin.call("VolumeDriver.Remove", {"Name": "busy"}))
