@@ -1,8 +1,10 @@
 """Bounded waits that poll fast at first and back off.
 
-Measured waits are set mostly by when polling starts and how often it runs, so
-the first polls come after tens of milliseconds. The clock is injected so unit
-tests run without sleeping.
+Measured waits are set mostly by when polling starts and how often it runs:
+cloud steps usually finish within a few seconds, so for that long we poll every
+few tens of milliseconds (a step is seen done within one short interval), then
+back off so a slow cloud is not hammered. The clock is injected so unit tests
+run without sleeping.
 """
 
 import time
@@ -21,9 +23,15 @@ class Clock:
 
 @dataclass(frozen=True)
 class Backoff:
-    first_interval: float = 0.02
-    factor: float = 1.6
+    fast_interval: float = 0.05
+    fast_period: float = 3.0
+    factor: float = 1.5
     max_interval: float = 1.0
+
+    def interval(self, previous, elapsed):
+        if elapsed < self.fast_period:
+            return self.fast_interval
+        return min(max(previous, self.fast_interval) * self.factor, self.max_interval)
 
 
 DEFAULT_BACKOFF = Backoff()
@@ -36,14 +44,14 @@ def wait_until(check, timeout, what, clock=None, backoff=DEFAULT_BACKOFF):
     `timeout` seconds pass first.
     """
     clock = clock or Clock()
-    deadline = clock.monotonic() + timeout
-    interval = backoff.first_interval
+    start = clock.monotonic()
+    interval = 0.0
     while True:
         result = check()
         if result:
             return result
-        remaining = deadline - clock.monotonic()
-        if remaining <= 0:
+        elapsed = clock.monotonic() - start
+        if elapsed >= timeout:
             raise Timeout(f"gave up after {timeout:g} s waiting for {what}")
-        clock.sleep(min(interval, remaining))
-        interval = min(interval * backoff.factor, backoff.max_interval)
+        interval = backoff.interval(interval, elapsed)
+        clock.sleep(min(interval, timeout - elapsed))

@@ -82,3 +82,39 @@ def pytest_make_collect_report(collector):
     report = outcome.get_result()
     if report.skipped and strict_tiers():
         _fail_skip(report)
+
+
+# -- the clouds every Cinder-path test runs on -----------------------------
+
+# Tokens this short make keystoneauth re-authenticate during the run (it renews
+# a token 120 s before it expires), so expiry is exercised by every test.
+REALCLOUD_TOKEN_EXPIRATION = 150
+
+
+def pytest_generate_tests(metafunc):
+    if "cloud_kind" in metafunc.fixturenames:
+        from tests.clouds import CLOUD_KINDS, selected_cloud_kinds
+
+        kinds = selected_cloud_kinds()
+        if strict_tiers() and set(kinds) != set(CLOUD_KINDS):
+            raise pytest.UsageError(
+                f"FUXI_CLOUDS={os.environ.get('FUXI_CLOUDS')!r} narrows the clouds, but strict tiers "
+                f"(CI / FUXI_REQUIRE_ALL_TIERS) run every one of {', '.join(CLOUD_KINDS)}"
+            )
+        metafunc.parametrize("cloud_kind", kinds, scope="session")
+
+
+@pytest.fixture(scope="session")
+def realcloud_stack():
+    """Real Keystone + Cinder, started once for the session (install included)."""
+    from tests.clouds import REPO, RealCloudStack
+
+    directory = os.environ.get("FUXI_REALCLOUD_DIR", str(REPO / ".realcloud"))
+    stack = RealCloudStack(directory, token_expiration=REALCLOUD_TOKEN_EXPIRATION)
+    try:
+        stack.start()
+    except Exception:
+        stack.stop()  # leave nothing half-started behind
+        raise
+    yield stack
+    stack.stop()

@@ -153,13 +153,16 @@ def _tail(path, limit=200) -> str:
 class FuxiPlugin:
     """A fuxi-server subprocess on dockerd's plugin socket."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, cloud_args=("--devcloud",), env=None, volumes_root=None):
         self.workdir = workdir
         self.state_dir = workdir / "state"
         self.log_path = workdir / "fuxi-server.log"
         self.proc = None
+        self.extra_env = dict(env or {})
+        # Where the cloud keeps the files behind its volumes' loop devices.
+        self.volumes_root = Path(volumes_root or workdir)
         self.argv = [
-            sys.executable, "-m", "fuxi.server", "--devcloud",
+            sys.executable, "-m", "fuxi.server", *cloud_args,
             "--socket", PLUGIN_SOCKET, "--state-dir", str(self.state_dir),
         ]
 
@@ -176,7 +179,7 @@ class FuxiPlugin:
                 pytrace=False,
             )
         os.makedirs(os.path.dirname(PLUGIN_SOCKET), exist_ok=True)
-        env = dict(os.environ)
+        env = dict(os.environ, **self.extra_env)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
         env["PYTHONUNBUFFERED"] = "1"
         with open(self.log_path, "wb") as log:
@@ -263,9 +266,16 @@ def _remove_fuxi_volumes(docker) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def fuxi_plugin(docker, tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("fuxi-e2e")
-    plugin = FuxiPlugin(workdir)
+def fuxi_plugin(docker, tmp_path_factory, cloud_kind, request):
+    """fuxi-server on dockerd's socket: `--devcloud` (the embedded default) or real Cinder."""
+    workdir = tmp_path_factory.mktemp(f"fuxi-e2e-{cloud_kind}")
+    if cloud_kind == "devcloud":
+        plugin = FuxiPlugin(workdir)
+    else:
+        cloud = request.getfixturevalue("realcloud_stack").cloud()
+        config = workdir / "fuxi.conf"
+        config.write_text(f"[fuxi]\ncloud = {cloud.cloud_name}\n")
+        plugin = FuxiPlugin(workdir, ["--config-file", str(config)], env=cloud.env(), volumes_root=cloud.root)
     plugin.start()
     # Volumes of driver fuxi that an interrupted earlier run left in dockerd's
     # own store would make `docker volume ls` ask for them: forget them now.
@@ -278,11 +288,11 @@ def fuxi_plugin(docker, tmp_path_factory):
     stop_problem = plugin.stop()
     if stop_problem:
         problems.append(stop_problem)
-    loops = loop_devices_under(workdir)
+    loops = loop_devices_under(plugin.volumes_root)
     for entry in loops:  # release them so the machine stays usable, but fail
         subprocess.run(["losetup", "-d", entry.split()[0]], check=False)
     if loops:
-        problems.append(f"loop devices still bound to files under {workdir}: {loops}")
+        problems.append(f"loop devices still bound to files under {plugin.volumes_root}: {loops}")
     mounts = mounts_under(workdir)
     for mountpoint in sorted(mounts, key=len, reverse=True):
         subprocess.run(["umount", "-l", mountpoint], check=False)

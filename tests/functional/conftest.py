@@ -1,41 +1,30 @@
 import os
+import subprocess
 
-import openstack
 import pytest
 
-from fuxi.devcloud_process import DevcloudProcess
+from tests.clouds import start_devcloud
 from tests.functional.harness import PluginProcess, loop_devices_backed_by, mounted_under
 
 
-class Cloud:
-    """A cloud the plugin is pointed at through clouds.yaml, plus an SDK view for checks."""
-
-    def __init__(self, clouds_yaml, cloud_name, entry, root):
-        self.clouds_yaml = clouds_yaml
-        self.cloud_name = cloud_name
-        self.entry = entry
-        self.root = root
-        self.sdk = openstack.connection.Connection(
-            auth=entry["auth"], region_name=entry.get("region_name"),
-            identity_api_version="3", block_storage_api_version="3",
-        )
-
-    def volumes_named(self, name):
-        return [v for v in self.sdk.block_storage.volumes(details=True, name=name) if v.name == name]
-
-    def attachments_of(self, volume_id):
-        return list(self.sdk.block_storage.attachments(volume_id=volume_id))
-
-
 @pytest.fixture
-def cloud(tmp_path):
-    devcloud = DevcloudProcess(str(tmp_path / "devcloud"), clouds_yaml=str(tmp_path / "clouds.yaml"))
-    entry = devcloud.start()
-    yield Cloud(str(tmp_path / "clouds.yaml"), "devcloud", entry, str(tmp_path / "devcloud"))
-    devcloud.stop()
-    leaked = loop_devices_backed_by(tmp_path)
+def cloud(cloud_kind, tmp_path, request):
+    """The cloud of this parametrisation, empty at the start of the test."""
+    if cloud_kind == "devcloud":
+        devcloud, cloud = start_devcloud(tmp_path)
+    else:
+        devcloud, cloud = None, request.getfixturevalue("realcloud_stack").cloud()
+        cloud.empty_project()  # whatever an interrupted earlier run left
+    yield cloud
+    try:
+        if devcloud is None:
+            cloud.empty_project()
+    finally:
+        if devcloud is not None:
+            devcloud.stop()
+    leaked = loop_devices_backed_by(cloud.root)
     for dev in leaked:  # release them for the next test, but still fail this one
-        os.system(f"losetup -d {dev}")  # noqa: S605 - test cleanup of our own loop devices
+        subprocess.run(["losetup", "-d", dev], check=False)
     assert not leaked, f"loop devices left bound: {leaked}"
 
 
@@ -43,14 +32,14 @@ def cloud(tmp_path):
 def plugin_factory(tmp_path, cloud):
     started = []
 
-    def make(workdir=None, extra_config=""):
+    def make(workdir=None, extra_config="", cloud_name=None):
         workdir = workdir or tmp_path / "host"
         os.makedirs(workdir, exist_ok=True)
         config = workdir / "fuxi.conf"
-        config.write_text(f"[fuxi]\ncloud = {cloud.cloud_name}\nmax_size_gb = 10\n{extra_config}")
-        plugin = PluginProcess(
-            workdir, ["--config-file", str(config)], env={"OS_CLIENT_CONFIG_FILE": cloud.clouds_yaml}
+        config.write_text(
+            f"[fuxi]\ncloud = {cloud_name or cloud.cloud_name}\nmax_size_gb = 10\n{extra_config}"
         )
+        plugin = PluginProcess(workdir, ["--config-file", str(config)], env=cloud.env())
         started.append(plugin)
         return plugin
 
@@ -59,7 +48,7 @@ def plugin_factory(tmp_path, cloud):
         plugin.stop()
     for plugin in started:
         for mountpoint in mounted_under(plugin.workdir):
-            os.system(f"umount -l '{mountpoint}'")  # noqa: S605 - test cleanup
+            subprocess.run(["umount", "-l", mountpoint], check=False)
 
 
 @pytest.fixture

@@ -111,6 +111,9 @@ def test_volume_not_made_by_fuxi_is_left_alone(plugin, cloud):
     ]:
         status, answer = plugin.call(method, body)
         assert status == 409 and "not created by fuxi" in answer["Err"], answer
+    assert ok(plugin.call("VolumeDriver.List", {}))["Volumes"] == []
+    status, answer = plugin.call("VolumeDriver.Get", {"Name": "theirs"})
+    assert status == 409 and "not created by fuxi" in answer["Err"]
     vol = cloud.sdk.block_storage.get_volume(foreign.id)
     assert vol.status == "available" and cloud.attachments_of(foreign.id) == []
 

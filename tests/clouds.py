@@ -1,0 +1,119 @@
+"""The clouds the suite runs on: our devcloud, and real Keystone + Cinder from PyPI.
+
+Every functional and e2e test of the Cinder path takes a `cloud_kind`
+parameter, so one suite runs on both (FUXI_CLOUDS=devcloud narrows a local run;
+strict CI runs refuse to narrow it). The real cloud is started once per session
+by contrib/realcloud/realcloud.py; between tests its project is emptied.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openstack
+
+from fuxi.devcloud_process import DevcloudProcess
+
+REPO = Path(__file__).resolve().parents[1]
+CLOUD_KINDS = ("devcloud", "realcloud")
+REALCLOUD_SCRIPT = REPO / "contrib" / "realcloud" / "realcloud.py"
+
+
+def selected_cloud_kinds() -> list[str]:
+    wanted = [k.strip() for k in os.environ.get("FUXI_CLOUDS", ",".join(CLOUD_KINDS)).split(",") if k.strip()]
+    unknown = [k for k in wanted if k not in CLOUD_KINDS]
+    if unknown:
+        raise ValueError(f"FUXI_CLOUDS names unknown clouds {unknown}; known: {', '.join(CLOUD_KINDS)}")
+    return wanted
+
+
+class Cloud:
+    """A cloud the plugin reaches through a clouds.yaml entry, plus an SDK view for checks."""
+
+    def __init__(self, kind, clouds_yaml, cloud_name, volumes_root):
+        self.kind = kind
+        self.clouds_yaml = str(clouds_yaml)
+        self.cloud_name = cloud_name
+        # Loop devices of this cloud's volumes are backed by files under here.
+        self.root = str(volumes_root)
+        self.sdk = connect(self.clouds_yaml, cloud_name)
+
+    def env(self) -> dict:
+        return {"OS_CLIENT_CONFIG_FILE": self.clouds_yaml}
+
+    def volumes_named(self, name):
+        return [v for v in self.sdk.block_storage.volumes(details=True, name=name) if v.name == name]
+
+    def attachments_of(self, volume_id):
+        return list(self.sdk.block_storage.attachments(volume_id=volume_id))
+
+    def empty_project(self, timeout=60) -> list[str]:
+        """Delete every attachment and volume of the project; return what was left over."""
+        bs = self.sdk.block_storage
+        leftovers = []
+        for vol in list(bs.volumes(details=True)):
+            leftovers.append(vol.name or vol.id)
+            for att in bs.attachments(volume_id=vol.id):
+                bs.delete_attachment(att.id, ignore_missing=True)
+        deadline = time.monotonic() + timeout
+        pending = {v.id for v in bs.volumes(details=True)}
+        while pending and time.monotonic() < deadline:
+            for vol in list(bs.volumes(details=True)):
+                if vol.status in ("available", "error"):
+                    bs.delete_volume(vol.id, ignore_missing=True)
+            time.sleep(0.3)
+            pending = {v.id for v in bs.volumes(details=True)}
+        if pending:
+            raise AssertionError(f"could not empty the project of {self.kind}: {pending} remain")
+        return leftovers
+
+
+def connect(clouds_yaml, cloud_name):
+    config = openstack.config.OpenStackConfig(config_files=[str(clouds_yaml)])
+    return openstack.connection.Connection(config=config.get_one(cloud=cloud_name))
+
+
+def start_devcloud(workdir) -> tuple[DevcloudProcess, Cloud]:
+    workdir = Path(workdir)
+    devcloud = DevcloudProcess(str(workdir / "devcloud"), clouds_yaml=str(workdir / "clouds.yaml"))
+    devcloud.start()
+    return devcloud, Cloud("devcloud", workdir / "clouds.yaml", "devcloud", workdir / "devcloud")
+
+
+class RealCloudStack:
+    """Keystone + Cinder (+ RabbitMQ) from PyPI, run by contrib/realcloud/realcloud.py."""
+
+    def __init__(self, directory, token_expiration=None):
+        self.directory = Path(directory)
+        self.token_expiration = token_expiration
+        self.ready = None
+
+    def _run(self, *args, timeout=1200):
+        argv = [sys.executable, str(REALCLOUD_SCRIPT), *args, "--dir", str(self.directory)]
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        sys.stderr.write(result.stderr[-4000:])
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(argv)} exited {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}"
+            )
+        return result
+
+    def start(self):
+        self._run("install")
+        extra = ["--token-expiration", str(self.token_expiration)] if self.token_expiration else []
+        self._run("start", *extra)
+        with open(self.directory / "ready.json", encoding="utf-8") as f:
+            self.ready = json.load(f)
+        return self
+
+    def stop(self):
+        self._run("stop", timeout=300)
+
+    def cloud(self, name="realcloud") -> Cloud:
+        return Cloud("realcloud", self.ready["clouds_yaml"], name, self.ready["volumes_dir"])
+
+    def log_path(self, service) -> Path:
+        return self.directory / "logs" / f"{service}.log"

@@ -1,0 +1,43 @@
+import pytest
+
+from storage_core.errors import Timeout
+from storage_core.waits import Backoff, wait_until
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+        self.sleeps = []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_polls_fast_first_then_backs_off_to_the_cap():
+    clock = FakeClock()
+    with pytest.raises(Timeout, match="gave up after 20 s waiting for the thing"):
+        wait_until(lambda: None, 20, "the thing", clock, Backoff(0.05, 3.0, 1.5, 1.0))
+    fast = clock.sleeps[:60]  # 3 s of 50 ms polls
+    assert fast == [pytest.approx(0.05)] * 60
+    slower = clock.sleeps[61:-1]
+    assert slower == sorted(slower) and slower[0] > 0.05 and max(slower) == 1.0
+    assert clock.now == pytest.approx(20.0)  # bounded: never sleeps past the timeout
+
+
+def test_returns_the_first_truthy_answer():
+    clock = FakeClock()
+    answers = iter([None, None, "done"])
+    assert wait_until(lambda: next(answers), 5, "x", clock) == "done"
+    assert clock.sleeps == [0.05, 0.05]
+
+
+def test_a_check_that_raises_aborts_the_wait():
+    def check():
+        raise ValueError("went to error")
+
+    with pytest.raises(ValueError):
+        wait_until(check, 5, "x", FakeClock())
