@@ -89,7 +89,9 @@ class FakeCinder:
         if vol.status != "available":
             raise Conflict(f"volume {volume_id} is {vol.status}")
         attachment_id = str(uuid.uuid4())
-        info = {"driver_volume_type": "local", "data": {"device_path": f"/dev/fake-{volume_id[:8]}"}}
+        # Flat, as the attachments API returns it.
+        info = {"driver_volume_type": "local", "device_path": f"/dev/fake-{volume_id[:8]}",
+                "attachment_id": attachment_id}
         self.attachments[attachment_id] = volume_id
         self.volumes[volume_id] = _replace(
             vol, status="reserved",
@@ -130,7 +132,7 @@ class FakeAttacher:
             self._backend.delete_attachment(attachment_id)
             raise AttachError("fake connect failure")
         self._backend.complete_attachment(attachment_id)
-        return HostAttachment(volume.id, attachment_id, info, info["data"]["device_path"])
+        return HostAttachment(volume.id, attachment_id, info, info["device_path"])
 
     def detach(self, attachment):
         self._backend.delete_attachment(attachment.attachment_id)

@@ -97,10 +97,16 @@ class Brick:
 
 
 def _split(connection_info):
-    protocol = (connection_info or {}).get("driver_volume_type")
-    data = (connection_info or {}).get("data")
-    if not protocol or not isinstance(data, dict):
-        raise AttachError(
-            f"the cloud returned connection info without driver_volume_type/data: {connection_info!r}"
-        )
-    return protocol, data
+    """(protocol, os-brick connection properties) from what Cinder returned.
+
+    The attachments API returns the properties flat, next to
+    driver_volume_type; the legacy initialize_connection nests them under "data".
+    """
+    info = connection_info or {}
+    protocol = info.get("driver_volume_type")
+    if not protocol:
+        raise AttachError(f"the cloud returned connection info without driver_volume_type: {info!r}")
+    data = info.get("data")
+    if isinstance(data, dict):
+        return protocol, data
+    return protocol, {k: v for k, v in info.items() if k != "driver_volume_type"}

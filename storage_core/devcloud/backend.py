@@ -4,10 +4,13 @@ What cinder-volume and its driver do in a real cloud happens here: a volume is
 a sparse file ``<state_dir>/volumes/<id>.img``, exporting it binds it to a loop
 device. Status rules follow Cinder's so clients meet the same refusals:
 
-* volume: ``creating`` -> ``available`` -> ``reserved`` (attachment created)
-  -> ``in-use`` (attachment completed) -> ``available`` (last attachment
-  deleted); delete: ``available``/``error`` -> ``deleting`` -> gone.
-* attachment: ``reserved`` -> ``attached`` (os-complete) -> deleted.
+* volume: ``creating`` -> ``available`` -> ``reserved`` (attachment created
+  without a connector) or ``attaching`` (with one: exported) -> ``in-use``
+  (attachment completed) -> ``available`` (last attachment deleted); delete:
+  ``available``/``error`` -> ``deleting`` -> gone.
+* attachment: ``reserved`` -> ``attaching`` (connector given) -> ``attached``
+  (os-complete) -> deleted. Real Cinder answers the create itself with the
+  ``reserved`` view even when it has already moved on to ``attaching``.
 
 Every change is one store transaction; slow work (latency, losetup) runs
 outside the store lock so one slow request never stalls the others.
@@ -217,6 +220,7 @@ class VolumeService:
                 raise Invalid(
                     f"Invalid volume: Volume {volume_id} status must be "
                     + " or ".join(ATTACHABLE_STATUSES)
+                    + f" to reserve, but the current status is {volume['status']}."
                 )
             attachment = {
                 "id": str(uuid.uuid4()),
@@ -238,10 +242,12 @@ class VolumeService:
         if connector is None:
             return attachment
         try:
-            return self._connect(project_id, attachment["id"], connector, latency)
+            connected = self._connect(project_id, attachment["id"], connector, latency)
         except CinderError:
             self._undo_reserve(attachment["id"])
             raise
+        # Cinder's create answers with the attachment as reserved, connection included.
+        return {**connected, "status": "reserved"}
 
     def _undo_reserve(self, attachment_id):
         with self._store.transaction():
@@ -273,14 +279,17 @@ class VolumeService:
             with self._store.transaction():
                 attachment = self.get_attachment(project_id, attachment_id)
                 attachment.update(
+                    status="attaching",
                     connector=connector,
-                    connection_info=local_connection_info(volume_id, device, mode),
-                    attached_host=connector.get("host"),
+                    connection_info=local_connection_info(attachment_id, device, mode),
+                    # Cinder records no host for an attachment without an instance.
+                    attached_host=None,
                     mountpoint=connector.get("mountpoint", "na"),
                 )
                 self._store.put("attachment", attachment)
                 volume = self._store.get("volume", volume_id)
-                self._touch(volume, device=device)
+                self._touch(volume, status="attaching" if volume["status"] == "reserved" else volume["status"],
+                            device=device)
                 return attachment
         except NotFound:
             # Deleted while we were exporting: do not leave the export behind.
@@ -364,7 +373,7 @@ class VolumeService:
 
     def _rebind(self, volume, attachments):
         path = self.path(volume["id"])
-        wanted = attachments[0]["connection_info"]["data"]["device_path"]
+        wanted = attachments[0]["connection_info"]["device_path"]
         bound = self._loops.devices_for(path)
         if wanted in bound:
             device = wanted
@@ -375,9 +384,9 @@ class VolumeService:
         with self._store.transaction():
             for attachment in attachments:
                 attachment = self._store.get("attachment", attachment["id"])
-                data = attachment["connection_info"]["data"]
-                if data["device_path"] != device:
-                    data["device_path"] = device
+                info = attachment["connection_info"]
+                if info["device_path"] != device:
+                    info["device_path"] = device
                     self._store.put("attachment", attachment)
             current = self._store.get("volume", volume["id"])
             if current["device"] != device:
@@ -388,15 +397,19 @@ def metadata_not_found(volume_id, key):
     return NotFound(f"Volume {volume_id} has no metadata with key {key}.")
 
 
-def local_connection_info(volume_id, device, mode) -> dict:
-    """What os-brick's LOCAL connector consumes."""
+def local_connection_info(attachment_id, device, mode) -> dict:
+    """The attachment's connection info, shaped as the attachments API returns it.
+
+    Cinder flattens the driver's {"driver_volume_type", "data"} into one dict
+    and adds its own keys; os-brick's LOCAL connector reads device_path.
+    """
     return {
         "driver_volume_type": "local",
-        "data": {
-            "device_path": device,
-            "volume_id": volume_id,
-            "access_mode": mode,
-            "encrypted": False,
-            "discard": False,
-        },
+        "device_path": device,
+        "access_mode": mode,
+        "encrypted": False,
+        "cacheable": False,
+        "qos_specs": None,
+        "attachment_id": attachment_id,
+        "enforce_multipath": False,
     }

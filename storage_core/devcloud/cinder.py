@@ -250,6 +250,8 @@ class BlockStorage:
         return self._volume_list(ctx, detail=True)
 
     def _volume_list(self, ctx, detail):
+        if ctx.version >= mv.RESOURCE_FILTER:
+            _check_filter_keys(ctx.req)
         volumes = _filter_volumes(self._service.list_volumes(ctx.project_id), ctx.req)
         volumes = _sort(volumes, ctx.req)
         page, next_marker = _paginate(volumes, ctx.req, "Volume")
@@ -330,6 +332,9 @@ class BlockStorage:
         if not isinstance(volume_id, str) or not _is_uuid(volume_id):
             raise _invalid_field("volume_uuid", volume_id, f"{volume_id!r} is not a 'uuid'")
         instance = body.get("instance_uuid")
+        if "instance_uuid" in body and instance is None:
+            # What openstacksdk sends for instance=None; Cinder's schema refuses it.
+            raise _invalid_field("instance_uuid", None, "None is not of type 'string'")
         if instance is not None and (not isinstance(instance, str) or not _is_uuid(instance)):
             raise _invalid_field("instance_uuid", instance, f"{instance!r} is not a 'uuid'")
         connector = body.get("connector")
@@ -605,6 +610,23 @@ def _parse_metadata_filter(text):
         if isinstance(value, dict):
             return {str(k): v for k, v in value.items()}
     return None
+
+
+# Cinder's default resource_filters.json for volumes, plus the paging and
+# sorting parameters that are not filters at all.
+_VOLUME_FILTERS = frozenset((
+    "name", "status", "metadata", "bootable", "migration_status", "availability_zone",
+    "group_id", "size", "created_at", "updated_at",
+))
+_LIST_PARAMETERS = frozenset(("limit", "marker", "offset", "sort", "sort_key", "sort_dir",
+                              "with_count", "all_tenants"))
+
+
+def _check_filter_keys(req):
+    """From 3.34 Cinder refuses filters it does not know (``name~`` included)."""
+    invalid = [k for k in req.query if k not in _VOLUME_FILTERS | _LIST_PARAMETERS]
+    if invalid:
+        raise Invalid(f"Invalid filters {','.join(invalid)} are found in query options.")
 
 
 def _filter_volumes(volumes, req):

@@ -77,15 +77,20 @@ def test_volume_attach_detach_delete_lifecycle(cloud, conn):
 
     image = cloud._backend.path(volume.id)
     attachment = bs.create_attachment(volume.id, connector=CONNECTOR, mode="rw")
+    # As real Cinder: the create answers "reserved", then it reads "attaching";
+    # connection info is flat (no "data"), with Cinder's own keys added.
     assert attachment.status == "reserved"
     info = attachment.connection_info
     assert info["driver_volume_type"] == "local"
-    assert info["data"]["volume_id"] == volume.id
-    assert info["data"]["access_mode"] == "rw"
-    device = info["data"]["device_path"]
+    assert info["attachment_id"] == attachment.id
+    assert info["access_mode"] == "rw"
+    assert "data" not in info
+    device = info["device_path"]
     assert device.startswith("/dev/loop")
     assert losetup_j(image) == [device]
-    assert bs.get_volume(volume).status == "reserved"
+    assert bs.get_volume(volume).status == "attaching"
+    assert bs.get_attachment(attachment.id).status == "attaching"
+    assert bs.get_volume(volume).attachments == []  # listed only once completed
 
     bs.complete_attachment(attachment.id)
     volume = bs.get_volume(volume)
@@ -94,7 +99,8 @@ def test_volume_attach_detach_delete_lifecycle(cloud, conn):
     entry = volume.attachments[0]
     assert entry["attachment_id"] == attachment.id
     assert entry["volume_id"] == volume.id
-    assert entry["host_name"] == "fuxi-test-host"
+    assert entry["host_name"] is None  # Cinder records no host without an instance
+    assert entry["device"] == "na"
     assert entry["attached_at"]
     assert bs.get_attachment(attachment.id).status == "attached"
     assert [a.id for a in bs.attachments(volume_id=volume.id)] == [attachment.id]
@@ -122,7 +128,7 @@ def test_attachment_without_connector_then_update(cloud, conn):
     assert attachment.connection_info is None
     assert loop_devices_under(cloud.state_dir) == {}
     updated = bs.update_attachment(attachment.id, connector=CONNECTOR)
-    device = updated.connection_info["data"]["device_path"]
+    device = updated.connection_info["device_path"]
     assert losetup_j(cloud._backend.path(volume.id)) == [device]
     bs.delete_attachment(attachment.id)
     assert loop_devices_under(cloud.state_dir) == {}
@@ -133,8 +139,8 @@ def test_read_only_attachment(cloud, conn):
     bs = conn.block_storage
     volume = wait_available(bs, bs.create_volume(name="ro", size=1))
     attachment = bs.create_attachment(volume.id, connector=CONNECTOR, mode="ro")
-    device = attachment.connection_info["data"]["device_path"]
-    assert attachment.connection_info["data"]["access_mode"] == "ro"
+    device = attachment.connection_info["device_path"]
+    assert attachment.connection_info["access_mode"] == "ro"
     ro = subprocess.run(["blockdev", "--getro", device], capture_output=True, text=True)
     assert ro.stdout.strip() == "1"
     bs.delete_attachment(attachment.id)
@@ -440,7 +446,7 @@ def test_concurrent_clients_get_distinct_loop_devices(cloud):
             bs = connect(cloud).block_storage
             volume = wait_available(bs, bs.create_volume(name=f"c{i}", size=1))
             attachment = bs.create_attachment(volume.id, connector=CONNECTOR)
-            devices[i] = attachment.connection_info["data"]["device_path"]
+            devices[i] = attachment.connection_info["device_path"]
             bs.complete_attachment(attachment.id)
             barrier.wait(timeout=30)  # all attached at once
             bs.delete_attachment(attachment.id)

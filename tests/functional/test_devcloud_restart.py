@@ -35,7 +35,7 @@ def _attached_volume(bs, name):
                                 interval=0.05, wait=10)
     attachment = bs.create_attachment(volume.id, connector=CONNECTOR)
     bs.complete_attachment(attachment.id)
-    return volume, attachment.connection_info["data"]["device_path"], attachment.id
+    return volume, attachment.connection_info["device_path"], attachment.id
 
 
 def test_stop_start_keeps_volume_attachment_loop_and_token(state):
@@ -58,7 +58,7 @@ def test_stop_start_keeps_volume_attachment_loop_and_token(state):
         assert again.attachments[0]["attachment_id"] == attachment_id
         attachment = bs.get_attachment(attachment_id)
         assert attachment.status == "attached"
-        assert attachment.connection_info["data"]["device_path"] == device
+        assert attachment.connection_info["device_path"] == device
         assert losetup_j(dc._backend.path(volume.id)) == [device]
         spare = bs.get_volume(spare.id)
         assert (spare.status, spare.size, spare.metadata) == ("available", 2, {"k": "v"})
@@ -86,7 +86,7 @@ def test_start_rebinds_a_loop_device_the_kernel_lost(state):
         bs = connect(dc).block_storage
         (now,) = losetup_j(image)
         attachment = bs.get_attachment(attachment_id)
-        assert attachment.connection_info["data"]["device_path"] == now
+        assert attachment.connection_info["device_path"] == now
         assert bs.get_volume(volume.id).status == "in-use"
         bs.delete_attachment(attachment_id)
         assert losetup_j(image) == []
@@ -156,7 +156,7 @@ def test_kill_9_then_restart_recovers_everything(tmp_path, state):
         assert again.status == "in-use"
         attachment = bs.get_attachment(attachment_id)
         assert attachment.status == "attached"
-        assert attachment.connection_info["data"]["device_path"] == device
+        assert attachment.connection_info["device_path"] == device
         assert losetup_j(image) == [device]
 
         bs.delete_attachment(attachment_id)

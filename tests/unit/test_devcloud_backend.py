@@ -87,8 +87,11 @@ def test_attach_flow_and_status_rules(parts):
     att = service.create_attachment(PROJECT, volume["id"], instance_uuid=None,
                                     connector={"host": "h"}, mode="rw")
     assert att["status"] == "reserved"
-    assert att["connection_info"]["data"]["device_path"] == "/dev/loop0"
-    assert service.get_volume(PROJECT, volume["id"])["status"] == "reserved"
+    assert att["connection_info"]["device_path"] == "/dev/loop0"
+    assert service.get_volume(PROJECT, volume["id"])["status"] == "attaching"
+    assert service.get_attachment(PROJECT, att["id"])["status"] == "attaching"
+    with pytest.raises(Invalid, match="but the current status is attaching"):
+        service.create_attachment(PROJECT, volume["id"], instance_uuid=None, connector={"host": "h"}, mode="rw")
     with pytest.raises(Invalid):
         service.delete_volume(PROJECT, volume["id"])
     service.complete_attachment(PROJECT, att["id"])
@@ -156,8 +159,8 @@ def test_recover_finishes_transitions_and_reconciles_loops(parts, tmp_path):
     assert loops.devices_for(fresh.path(stray["id"])) == []
     (device,) = loops.devices_for(fresh.path(attached["id"]))
     recovered = fresh.get_attachment(PROJECT, att["id"])
-    assert recovered["connection_info"]["data"]["device_path"] == device
-    assert recovered["status"] == "reserved"
+    assert recovered["connection_info"]["device_path"] == device
+    assert recovered["status"] == "attaching"  # exported, not yet completed
     assert fresh.get_volume(PROJECT, attached["id"])["device"] == device
 
 

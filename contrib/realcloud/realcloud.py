@@ -1,0 +1,1165 @@
+#!/usr/bin/env python3
+"""realcloud: a real Keystone + Cinder on loopback, from PyPI, for fuxi's tests.
+
+Standard library only: this runs under the system python3 or fuxi's venv.
+
+    realcloud.py install --dir D      # venvs + RabbitMQ (idempotent, stamp file)
+    realcloud.py start --dir D [--token-expiration SECONDS]
+    realcloud.py status --dir D
+    realcloud.py stop --dir D         # idempotent; releases loop devices
+
+Also importable: install(dir), start(dir, token_expiration=3600) -> dict,
+stop(dir), status(dir) -> dict.
+
+Layout of D (everything lives there):
+    venv-keystone/ venv-cinder/ install.json   what `install` made
+    keystone/ cinder/ rabbitmq/                configuration and databases
+    volumes/                                   one sparse file per volume
+    logs/                                      one log per service
+    run/pids.json run/ports.json               process groups and ports
+    clouds.yaml ready.json                     what tests read
+"""
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import random
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PIN_FILES = ('requirements-keystone.txt', 'requirements-cinder.txt',
+             'constraints.txt')
+VENVS = (('keystone', 'requirements-keystone.txt'),
+         ('cinder', 'requirements-cinder.txt'))
+DRIVER_MODULE = 'realcloud_cinder_driver'
+KEYSTONE_WSGI_MODULE = 'realcloud_keystone_wsgi'
+RABBIT_SERVER = '/usr/lib/rabbitmq/bin/rabbitmq-server'
+REGION = 'RegionOne'
+BACKEND = 'local'  # backend, pool and default volume type
+MULTIATTACH_TYPE = 'local-multiattach'
+CINDER_HOST = 'realcloud'
+# Stop order; start order is the reverse, with the scheduler last.
+SERVICES = ('cinder-scheduler', 'cinder-volume', 'cinder-api', 'keystone',
+            'rabbitmq', 'epmd')
+CLOUD_NAMES = ('realcloud', 'realcloud-appcred', 'realcloud-trust',
+               'realcloud-other', 'realcloud-admin')
+
+# Bounds on waiting for each service (seconds).
+WAIT_RABBIT = 60
+WAIT_KEYSTONE = 90
+WAIT_CINDER_API = 90
+WAIT_CINDER_VOLUME = 90
+WAIT_SCHEDULER = 90
+STOP_GRACE = 15
+
+_CHILDREN = []  # Popen objects, kept so they are not collected early
+
+
+class RealcloudError(RuntimeError):
+    pass
+
+
+def _log(msg):
+    print('realcloud: ' + msg, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# paths
+
+
+class _Paths:
+    def __init__(self, dir):
+        self.root = os.path.abspath(dir)
+        j = lambda *p: os.path.join(self.root, *p)  # noqa: E731
+        self.stamp = j('install.json')
+        self.venv = {name: j('venv-' + name) for name, _ in VENVS}
+        self.keystone = j('keystone')
+        self.cinder = j('cinder')
+        self.rabbit = j('rabbitmq')
+        self.volumes = j('volumes')
+        self.logs = j('logs')
+        self.run = j('run')
+        self.pids = j('run', 'pids.json')
+        self.ports = j('run', 'ports.json')
+        self.clouds = j('clouds.yaml')
+        self.ready = j('ready.json')
+
+    def bin(self, venv, name):
+        return os.path.join(self.venv[venv], 'bin', name)
+
+    def log(self, name):
+        return os.path.join(self.logs, name + '.log')
+
+
+# ---------------------------------------------------------------------------
+# install
+
+
+def _pins_digest():
+    h = hashlib.sha256()
+    h.update(('python %d.%d\n' % sys.version_info[:2]).encode())
+    for name in PIN_FILES:
+        with open(os.path.join(HERE, name), 'rb') as f:
+            h.update(name.encode() + b'\n' + f.read())
+    return h.hexdigest()
+
+
+def _run_logged(argv, log_path, env=None, check=True):
+    with open(log_path, 'ab') as log:
+        log.write(('\n$ %s\n' % ' '.join(argv)).encode())
+        log.flush()
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=log,
+                              stderr=subprocess.STDOUT, env=env)
+    if check and proc.returncode != 0:
+        raise RealcloudError('%s failed (exit %d):\n%s' % (
+            ' '.join(argv), proc.returncode, _tail(log_path)))
+    return proc.returncode
+
+
+def _tail(path, lines=40):
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode('utf-8', 'replace')
+    except OSError as e:
+        return '(no log at %s: %s)' % (path, e)
+    return '--- tail of %s ---\n%s' % (
+        path, '\n'.join(text.splitlines()[-lines:]))
+
+
+def _ensure_rabbitmq(log_path):
+    if os.path.exists(RABBIT_SERVER) and shutil.which('epmd'):
+        return False
+    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
+    cmd = ['apt-get', '-o', 'DPkg::Lock::Timeout=300', 'install', '-y',
+           '--no-install-recommends', 'rabbitmq-server']
+    _log('installing Debian rabbitmq-server')
+    if _run_logged(cmd, log_path, env=env, check=False) != 0:
+        _run_logged(['apt-get', '-o', 'DPkg::Lock::Timeout=300', 'update'],
+                    log_path, env=env)
+        _run_logged(cmd, log_path, env=env)
+    return True
+
+
+def _installed(paths):
+    try:
+        with open(paths.stamp) as f:
+            stamp = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if stamp.get('digest') != _pins_digest():
+        return None
+    for name, _ in VENVS:
+        if not os.path.exists(paths.bin(name, 'python')):
+            return None
+    if not os.path.exists(RABBIT_SERVER):
+        return None
+    return stamp
+
+
+def install(dir):
+    """Create the two venvs and install RabbitMQ; no-op when up to date."""
+    paths = _Paths(dir)
+    t0 = time.monotonic()
+    stamp = _installed(paths)
+    if stamp:
+        _log('already installed in %s (pins unchanged; took %.1f s then)'
+             % (paths.root, stamp.get('seconds', 0)))
+        return stamp
+    os.makedirs(paths.logs, exist_ok=True)
+    if os.path.exists(paths.stamp):
+        os.unlink(paths.stamp)
+    timings = {}
+    t = time.monotonic()
+    if _ensure_rabbitmq(paths.log('install-apt')):
+        timings['apt rabbitmq-server'] = round(time.monotonic() - t, 1)
+
+    env = dict(os.environ)
+    if os.environ.get('CI', '').lower() == 'true':
+        env['PIP_NO_CACHE_DIR'] = '1'
+    env.pop('PYTHONPATH', None)
+    env.pop('VIRTUAL_ENV', None)
+    python = getattr(sys, '_base_executable', None) or sys.executable
+    procs = []
+    for name, req in VENVS:
+        venv = paths.venv[name]
+        log_path = paths.log('install-' + name)
+        if os.path.exists(venv):
+            shutil.rmtree(venv)
+        t = time.monotonic()
+        _run_logged([python, '-m', 'venv', venv], log_path, env=env)
+        argv = [paths.bin(name, 'python'), '-m', 'pip', 'install',
+                '--disable-pip-version-check', '--progress-bar', 'off',
+                '-c', os.path.join(HERE, 'constraints.txt'),
+                '-r', os.path.join(HERE, req)]
+        log = open(log_path, 'ab')
+        log.write(('\n$ %s\n' % ' '.join(argv)).encode())
+        log.flush()
+        procs.append((name, log_path, t, log, subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, env=env)))
+    failed = []
+    for name, log_path, t, log, proc in procs:
+        rc = proc.wait()
+        log.close()
+        timings['pip ' + name] = round(time.monotonic() - t, 1)
+        if rc != 0:
+            failed.append('pip install into venv-%s failed (exit %d)\n%s'
+                          % (name, rc, _tail(log_path)))
+    if failed:
+        raise RealcloudError('\n'.join(failed))
+    seconds = round(time.monotonic() - t0, 1)
+    stamp = {'digest': _pins_digest(), 'seconds': seconds,
+             'timings': timings,
+             'no_pip_cache': env.get('PIP_NO_CACHE_DIR') == '1',
+             'installed_at': time.strftime('%Y-%m-%dT%H:%M:%SZ',
+                                           time.gmtime())}
+    with open(paths.stamp, 'w') as f:
+        json.dump(stamp, f, indent=2)
+    _log('installed in %.1f s (%s)' % (seconds, ', '.join(
+        '%s %.1f s' % kv for kv in timings.items())))
+    return stamp
+
+
+# ---------------------------------------------------------------------------
+# processes
+
+
+def _read_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def _write_json(path, data):
+    tmp = path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write('\n')
+    os.replace(tmp, path)
+
+
+def _reap(pid):
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    except OSError:
+        pass
+
+
+def _group_members(pgid):
+    """Live (non-zombie) processes whose process group is pgid."""
+    members = []
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % entry) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(')') + 2:].split()
+        # fields: state ppid pgrp ...
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] != 'Z':
+            members.append(int(entry))
+    return members
+
+
+def _group_alive(pgid):
+    _reap(pgid)
+    return bool(_group_members(pgid))
+
+
+def _spawn(paths, name, argv, env=None, cwd=None):
+    """Start argv in a new session (setsid); its pid is its process group."""
+    out = open(paths.log(name + '.stdout'), 'ab')
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                            start_new_session=True)
+    out.close()
+    _CHILDREN.append(proc)
+    pids = _read_json(paths.pids, {})
+    pids[name] = proc.pid
+    _write_json(paths.pids, pids)
+    return proc
+
+
+def _ephemeral_range():
+    try:
+        with open('/proc/sys/net/ipv4/ip_local_port_range') as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _free_ports(names):
+    """A free loopback port per name, outside the kernel's ephemeral range.
+
+    A port from bind(0) is an ephemeral one: by the time a service binds
+    it, an outgoing connection (Erlang's, say) may hold it.
+    """
+    low, high = _ephemeral_range()
+    candidates = list(range(20000, low)) if low > 21000 else \
+        list(range(high + 1, 65000))
+    rng = random.SystemRandom()
+    ports = {}
+    while len(ports) < len(names):
+        port = rng.choice(candidates)
+        if port in ports.values():
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(('127.0.0.1', port))
+            except OSError:
+                continue
+        ports[names[len(ports)]] = port
+    return ports
+
+
+def _port_open(port):
+    try:
+        with socket.create_connection(('127.0.0.1', port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _watch_port(port, deadline_s):
+    """Note (in the returned dict, key 'at') when port starts to accept."""
+    seen = {}
+
+    def watch():
+        end = time.monotonic() + deadline_s
+        while time.monotonic() < end:
+            if _port_open(port):
+                seen['at'] = time.monotonic()
+                return
+            time.sleep(0.2)
+
+    threading.Thread(target=watch, daemon=True).start()
+    return seen
+
+
+def _wait(what, check, deadline_s, proc=None, log=None, interval=0.2):
+    """Poll check() until truthy; fail with the service log's tail."""
+    end = time.monotonic() + deadline_s
+    last_err = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+        except Exception as e:  # noqa: BLE001 - keep polling
+            last_err = e
+        if proc is not None and proc.poll() is not None:
+            raise RealcloudError('%s exited (code %s) before it was ready\n%s'
+                                 % (what, proc.returncode,
+                                    _tail(log) if log else ''))
+        if time.monotonic() > end:
+            raise RealcloudError(
+                '%s not ready after %d s (last error: %s)\n%s'
+                % (what, deadline_s, last_err, _tail(log) if log else ''))
+        time.sleep(interval)
+
+
+# ---------------------------------------------------------------------------
+# HTTP (urllib, no proxies)
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+class HTTPResult:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+
+def _http(method, url, body=None, token=None, headers=None, timeout=30):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    req.add_header('Accept', 'application/json')
+    if data is not None:
+        req.add_header('Content-Type', 'application/json')
+    if token:
+        req.add_header('X-Auth-Token', token)
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with _OPENER.open(req, timeout=timeout) as resp:
+            return HTTPResult(resp.status, resp.headers, resp.read())
+    except urllib.error.HTTPError as e:
+        return HTTPResult(e.code, e.headers, e.read())
+
+
+def _expect(res, statuses, what):
+    if res.status not in statuses:
+        raise RealcloudError('%s: HTTP %s %s' % (
+            what, res.status, res.body[:500].decode('utf-8', 'replace')))
+    return res.json()
+
+
+class _Keystone:
+    def __init__(self, url):
+        self.url = url  # .../v3
+
+    def auth(self, identity, scope=None):
+        body = {'auth': {'identity': identity}}
+        if scope:
+            body['auth']['scope'] = scope
+        res = _http('POST', self.url + '/auth/tokens', body)
+        data = _expect(res, (201,), 'token for %s' % json.dumps(scope))
+        return res.headers['X-Subject-Token'], data['token']
+
+    def password(self, user, password, project=None, trust_id=None):
+        identity = {'methods': ['password'], 'password': {'user': {
+            'name': user, 'password': password,
+            'domain': {'id': 'default'}}}}
+        scope = None
+        if project:
+            scope = {'project': {'name': project,
+                                 'domain': {'id': 'default'}}}
+        if trust_id:
+            scope = {'OS-TRUST:trust': {'id': trust_id}}
+        return self.auth(identity, scope)
+
+    def post(self, token, path, body, what):
+        return _expect(_http('POST', self.url + path, body, token),
+                       (200, 201), what)
+
+    def put(self, token, path, what):
+        return _expect(_http('PUT', self.url + path, None, token),
+                       (200, 201, 204), what)
+
+    def get(self, token, path, what):
+        return _expect(_http('GET', self.url + path, None, token), (200,),
+                       what)
+
+
+# ---------------------------------------------------------------------------
+# configuration files
+
+
+def _ini(sections):
+    out = []
+    for section, values in sections.items():
+        out.append('[%s]' % section)
+        for k, v in values.items():
+            out.append('%s = %s' % (k, v))
+        out.append('')
+    return '\n'.join(out)
+
+
+def _yaml(obj, indent=0):
+    """A tiny YAML writer for nested dicts of scalars (JSON scalars)."""
+    lines = []
+    for k, v in obj.items():
+        pad = ' ' * indent
+        if isinstance(v, dict):
+            lines.append('%s%s:' % (pad, k))
+            lines.extend(_yaml(v, indent + 2))
+        else:
+            lines.append('%s%s: %s' % (pad, k, json.dumps(v)))
+    return lines
+
+
+def _write(path, text, mode=0o600):
+    with open(path, 'w') as f:
+        f.write(text)
+    os.chmod(path, mode)
+
+
+def _site_packages(paths, venv):
+    out = subprocess.run(
+        [paths.bin(venv, 'python'), '-c',
+         'import sysconfig; print(sysconfig.get_paths()["purelib"])'],
+        stdout=subprocess.PIPE, check=True, text=True)
+    return out.stdout.strip()
+
+
+# ---------------------------------------------------------------------------
+# loop devices
+
+
+def _loops_under(root):
+    """(device, backing file) for loop devices backed by files under root."""
+    try:
+        out = subprocess.run(
+            ['losetup', '--list', '--noheadings', '--raw',
+             '--output', 'NAME,BACK-FILE'],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            check=False).stdout
+    except FileNotFoundError:
+        return []
+    found = []
+    prefix = root.rstrip('/') + '/'
+    for line in out.splitlines():
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            continue
+        dev, back = parts
+        # --raw escapes spaces as \x20; a deleted file shows " (deleted)"
+        back = back.replace('\\x20', ' ')
+        if back.endswith(' (deleted)'):
+            back = back[:-len(' (deleted)')]
+        if back.startswith(prefix):
+            found.append((dev, back))
+    return found
+
+
+def _release_loops(root):
+    released = []
+    for dev, back in _loops_under(root):
+        subprocess.run(['losetup', '-d', dev], check=False,
+                       stderr=subprocess.DEVNULL)
+        released.append(dev)
+    return released
+
+
+# ---------------------------------------------------------------------------
+# start
+
+
+def _running_services(paths):
+    pids = _read_json(paths.pids, {})
+    return {name: pid for name, pid in pids.items() if _group_alive(pid)}
+
+
+def _fresh_state(paths):
+    _release_loops(paths.root)
+    for d in (paths.keystone, paths.cinder, paths.rabbit, paths.volumes,
+              paths.logs, paths.run):
+        if os.path.exists(d):
+            shutil.rmtree(d)
+    for f in (paths.clouds, paths.ready):
+        if os.path.exists(f):
+            os.unlink(f)
+    for d in (paths.keystone, paths.cinder, paths.rabbit, paths.volumes,
+              paths.logs, paths.run):
+        os.makedirs(d, mode=0o700)
+
+
+def _rabbit_env(paths, ports):
+    conf_base = os.path.join(paths.rabbit, 'rabbitmq')
+    env = dict(os.environ)
+    env.update({
+        'HOME': paths.rabbit,  # .erlang.cookie lives here
+        'RABBITMQ_NODENAME': 'realcloud-%d@localhost' % ports['amqp'],
+        'RABBITMQ_NODE_IP_ADDRESS': '127.0.0.1',
+        'RABBITMQ_NODE_PORT': str(ports['amqp']),
+        'RABBITMQ_DIST_PORT': str(ports['erlang_dist']),
+        'ERL_EPMD_PORT': str(ports['epmd']),
+        'ERL_EPMD_ADDRESS': '127.0.0.1',
+        'RABBITMQ_MNESIA_BASE': os.path.join(paths.rabbit, 'mnesia'),
+        'RABBITMQ_LOG_BASE': paths.logs,
+        'RABBITMQ_LOGS': paths.log('rabbitmq'),
+        'RABBITMQ_CONFIG_FILE': conf_base,
+        'RABBITMQ_ADVANCED_CONFIG_FILE': os.path.join(paths.rabbit,
+                                                      'advanced.config'),
+        'RABBITMQ_CONF_ENV_FILE': os.path.join(paths.rabbit,
+                                               'rabbitmq-env.conf'),
+        'RABBITMQ_ENABLED_PLUGINS_FILE': os.path.join(paths.rabbit,
+                                                      'enabled_plugins'),
+        'RABBITMQ_PID_FILE': os.path.join(paths.rabbit, 'rabbitmq.pid'),
+    })
+    return env
+
+
+def _start_rabbit(paths, ports):
+    env = _rabbit_env(paths, ports)
+    _write(os.path.join(paths.rabbit, 'rabbitmq.conf'),
+           'loopback_users.guest = true\n'
+           'disk_free_limit.absolute = 50MB\n'
+           'log.console = false\n'
+           'log.file.level = info\n', 0o644)
+    _write(os.path.join(paths.rabbit, 'advanced.config'), '[].\n', 0o644)
+    _write(os.path.join(paths.rabbit, 'rabbitmq-env.conf'), '', 0o644)
+    _write(os.path.join(paths.rabbit, 'enabled_plugins'), '[].\n', 0o644)
+    # Our own epmd on its own port, in its own process group: rabbit's
+    # Erlang VM would otherwise start one that outlives it.
+    epmd = _spawn(paths, 'epmd', [shutil.which('epmd'), '-port',
+                                  str(ports['epmd']), '-address',
+                                  '127.0.0.1'], env=env)
+    _wait('epmd', lambda: _port_open(ports['epmd']), 10, epmd,
+          paths.log('epmd.stdout'))
+    return _spawn(paths, 'rabbitmq', [RABBIT_SERVER], env=env,
+                  cwd=paths.rabbit)
+
+
+def _keystone_conf(paths, ports, token_expiration):
+    return _ini({
+        'DEFAULT': {'debug': 'false',
+                    'log_file': paths.log('keystone'),
+                    'use_stderr': 'false'},
+        'database': {'connection': 'sqlite:///' + os.path.join(
+            paths.keystone, 'keystone.db'),
+            # no fsync per commit: the databases are thrown away anyway
+            'sqlite_synchronous': 'false'},
+        'token': {'provider': 'fernet',
+                  'expiration': str(token_expiration)},
+        'fernet_tokens': {'key_repository': os.path.join(paths.keystone,
+                                                         'fernet-keys')},
+        'fernet_receipts': {'key_repository': os.path.join(
+            paths.keystone, 'fernet-keys')},
+        'credential': {'key_repository': os.path.join(paths.keystone,
+                                                      'credential-keys')},
+        # An in-process cache (one gunicorn worker): token validation goes
+        # from ~0.2 s to a few ms.
+        'cache': {'enabled': 'true', 'backend': 'oslo_cache.dict'},
+        # bcrypt's minimum cost: every user created and every password
+        # token is hashed/checked, and the default cost (12) adds ~0.25 s
+        # per call.  Test-only.
+        'identity': {'password_hash_rounds': '4'},
+    })
+
+
+def _cinder_conf(paths, ports, pw, keystone_url):
+    return _ini({
+        'DEFAULT': {
+            'debug': 'false',
+            'use_stderr': 'false',
+            'state_path': paths.cinder,
+            'host': CINDER_HOST,
+            'my_ip': '127.0.0.1',
+            'transport_url': 'rabbit://guest:guest@127.0.0.1:%d/'
+                             % ports['amqp'],
+            'auth_strategy': 'keystone',
+            'osapi_volume_listen': '127.0.0.1',
+            'osapi_volume_listen_port': str(ports['cinder']),
+            'osapi_volume_workers': '1',
+            'api_paste_config': os.path.join(paths.venv['cinder'], 'etc',
+                                             'cinder', 'api-paste.ini'),
+            # Without this file every filter (name=, metadata=, ...) is
+            # refused with 400 "Invalid filters ... found in query options".
+            'resource_query_filters_file': os.path.join(
+                paths.venv['cinder'], 'etc', 'cinder',
+                'resource_filters.json'),
+            'enabled_backends': BACKEND,
+            'default_volume_type': BACKEND,
+            'report_interval': '5',
+            'rpc_response_timeout': '60',
+        },
+        'database': {'connection': 'sqlite:///' + os.path.join(
+            paths.cinder, 'cinder.db'),
+            'sqlite_synchronous': 'false'},
+        'oslo_concurrency': {'lock_path': os.path.join(paths.cinder,
+                                                       'locks')},
+        'coordination': {'backend_url': 'file://' + os.path.join(
+            paths.cinder, 'coordination')},
+        'keystone_authtoken': {
+            'www_authenticate_uri': keystone_url,
+            'auth_url': keystone_url,
+            'auth_type': 'password',
+            'username': 'cinder',
+            'password': pw['cinder'],
+            'user_domain_name': 'Default',
+            'project_name': 'service',
+            'project_domain_name': 'Default',
+        },
+        BACKEND: {
+            'volume_driver': DRIVER_MODULE + '.LoopFileDriver',
+            'volume_backend_name': BACKEND,
+            'realcloud_volumes_dir': paths.volumes,
+        },
+    })
+
+
+def _seed_keystone(ks, pw, cinder_url):
+    """Projects, users, roles, catalog, application credential, trust."""
+    admin_token, admin = ks.password('admin', pw['admin'], project='admin')
+    roles = {r['name']: r['id']
+             for r in ks.get(admin_token, '/roles', 'list roles')['roles']}
+    for needed in ('admin', 'member', 'service'):
+        if needed not in roles:
+            roles[needed] = ks.post(admin_token, '/roles',
+                                    {'role': {'name': needed}},
+                                    'create role ' + needed)['role']['id']
+
+    def project(name):
+        return ks.post(admin_token, '/projects', {'project': {
+            'name': name, 'domain_id': 'default'}},
+            'create project ' + name)['project']
+
+    def user(name, password, default_project=None):
+        body = {'name': name, 'password': password, 'domain_id': 'default'}
+        if default_project:
+            body['default_project_id'] = default_project
+        return ks.post(admin_token, '/users', {'user': body},
+                       'create user ' + name)['user']
+
+    def grant(project_id, user_id, role):
+        ks.put(admin_token, '/projects/%s/users/%s/roles/%s'
+               % (project_id, user_id, roles[role]), 'grant ' + role)
+
+    service = project('service')
+    cinder = user('cinder', pw['cinder'], service['id'])
+    grant(service['id'], cinder['id'], 'admin')
+    grant(service['id'], cinder['id'], 'service')
+
+    fuxi_p = project('fuxi')
+    fuxi = user('fuxi', pw['fuxi'], fuxi_p['id'])
+    grant(fuxi_p['id'], fuxi['id'], 'member')
+    trustee = user('fuxi-trustee', pw['fuxi-trustee'])
+    other_p = project('other')
+    other = user('fuxi-other', pw['fuxi-other'], other_p['id'])
+    grant(other_p['id'], other['id'], 'member')
+
+    for stype, sname in (('block-storage', 'cinder'),
+                         ('volumev3', 'cinderv3')):
+        svc = ks.post(admin_token, '/services', {'service': {
+            'type': stype, 'name': sname, 'enabled': True}},
+            'create service ' + stype)['service']
+        for interface in ('public', 'internal', 'admin'):
+            ks.post(admin_token, '/endpoints', {'endpoint': {
+                'service_id': svc['id'], 'interface': interface,
+                'region_id': REGION,
+                'url': cinder_url + '/v3/%(project_id)s'}},
+                'create endpoint %s %s' % (stype, interface))
+
+    # As user fuxi, on project fuxi: an application credential, and a
+    # trust to fuxi-trustee with impersonation (as Magnum sets it up).
+    fuxi_token, _ = ks.password('fuxi', pw['fuxi'], project='fuxi')
+    appcred = ks.post(fuxi_token, '/users/%s/application_credentials'
+                      % fuxi['id'], {'application_credential': {
+                          'name': 'fuxi-realcloud',
+                          'description': 'fuxi tests (realcloud)'}},
+                      'create application credential')['application_credential']
+    trust = ks.post(fuxi_token, '/OS-TRUST/trusts', {'trust': {
+        'trustor_user_id': fuxi['id'], 'trustee_user_id': trustee['id'],
+        'project_id': fuxi_p['id'], 'impersonation': True,
+        'roles': [{'name': 'member'}]}}, 'create trust')['trust']
+
+    # Each credential must give a token before anything relies on it.
+    ks.auth({'methods': ['application_credential'],
+             'application_credential': {'id': appcred['id'],
+                                        'secret': appcred['secret']}})
+    ks.password('fuxi-trustee', pw['fuxi-trustee'], trust_id=trust['id'])
+    ks.password('fuxi-other', pw['fuxi-other'], project='other')
+    return {
+        'admin_project_id': admin['project']['id'],
+        'projects': {'fuxi': fuxi_p['id'], 'other': other_p['id'],
+                     'service': service['id']},
+        'users': {'fuxi': fuxi['id'], 'fuxi-trustee': trustee['id'],
+                  'fuxi-other': other['id'], 'cinder': cinder['id']},
+        'application_credential': {'id': appcred['id'],
+                                   'secret': appcred['secret']},
+        'trust_id': trust['id'],
+    }
+
+
+def _clouds(keystone_url, pw, seed):
+    common = {'region_name': REGION, 'identity_api_version': 3,
+              'block_storage_api_version': 3, 'interface': 'public'}
+
+    def password_cloud(user, password, project=None, trust_id=None):
+        auth = {'auth_url': keystone_url, 'username': user,
+                'password': password, 'user_domain_name': 'Default'}
+        if project:
+            auth['project_name'] = project
+            auth['project_domain_name'] = 'Default'
+        if trust_id:
+            auth['trust_id'] = trust_id
+        return dict({'auth_type': 'password', 'auth': auth}, **common)
+
+    return {
+        'realcloud': password_cloud('fuxi', pw['fuxi'], 'fuxi'),
+        'realcloud-appcred': dict({
+            'auth_type': 'v3applicationcredential',
+            'auth': {'auth_url': keystone_url,
+                     'application_credential_id':
+                         seed['application_credential']['id'],
+                     'application_credential_secret':
+                         seed['application_credential']['secret']}},
+            **common),
+        'realcloud-trust': password_cloud(
+            'fuxi-trustee', pw['fuxi-trustee'], trust_id=seed['trust_id']),
+        'realcloud-other': password_cloud('fuxi-other', pw['fuxi-other'],
+                                          'other'),
+        'realcloud-admin': password_cloud('admin', pw['admin'], 'admin'),
+    }
+
+
+def _cinder_services(cinder_url, token, project_id):
+    res = _http('GET', '%s/v3/%s/os-services' % (cinder_url, project_id),
+                token=token, headers={'OpenStack-API-Version': 'volume 3.0'},
+                timeout=10)
+    return _expect(res, (200,), 'os-services')['services']
+
+
+def start(dir, token_expiration=3600):
+    """Start RabbitMQ, Keystone, Cinder; return the ready.json content."""
+    paths = _Paths(dir)
+    t_total = time.monotonic()
+    if not _installed(paths):
+        raise RealcloudError('not installed in %s (or pins changed): run '
+                             '"realcloud.py install --dir %s" first'
+                             % (paths.root, paths.root))
+    live = _running_services(paths)
+    if live:
+        raise RealcloudError('already running in %s (%s): stop it first'
+                             % (paths.root, ', '.join(sorted(live))))
+    _fresh_state(paths)
+    try:
+        return _start(paths, token_expiration, t_total)
+    except BaseException:
+        _log('start failed; stopping what was started (logs kept in %s)'
+             % paths.logs)
+        stop(paths.root, quiet=True)
+        raise
+
+
+def _start(paths, token_expiration, t_total):
+    ports = _free_ports(('amqp', 'erlang_dist', 'epmd', 'keystone',
+                         'cinder'))
+    _write_json(paths.ports, ports)
+    pw = {k: secrets.token_urlsafe(18) for k in (
+        'admin', 'cinder', 'fuxi', 'fuxi-trustee', 'fuxi-other')}
+    keystone_url = 'http://127.0.0.1:%d/v3' % ports['keystone']
+    cinder_url = 'http://127.0.0.1:%d' % ports['cinder']
+    timings = {}
+    mark = {}
+
+    # The driver module goes where the cinder venv imports it from.
+    shutil.copy(os.path.join(HERE, DRIVER_MODULE + '.py'),
+                _site_packages(paths, 'cinder'))
+
+    # RabbitMQ boots (~5 s) while Keystone and Cinder's databases are made.
+    mark['rabbitmq'] = time.monotonic()
+    rabbit = _start_rabbit(paths, ports)
+    rabbit_up = _watch_port(ports['amqp'], WAIT_RABBIT)
+
+    ks_conf = os.path.join(paths.keystone, 'keystone.conf')
+    _write(ks_conf, _keystone_conf(paths, ports, token_expiration))
+    cinder_conf = os.path.join(paths.cinder, 'cinder.conf')
+    _write(cinder_conf, _cinder_conf(paths, ports, pw, keystone_url))
+    os.makedirs(os.path.join(paths.cinder, 'locks'))
+
+    t = time.monotonic()
+    with open(paths.log('cinder-manage'), 'ab') as log:
+        cinder_db = subprocess.Popen(
+            [paths.bin('cinder', 'cinder-manage'), '--config-file',
+             cinder_conf, 'db', 'sync'], stdin=subprocess.DEVNULL,
+            stdout=log, stderr=subprocess.STDOUT)
+    manage = paths.bin('keystone', 'keystone-manage')
+    base = [manage, '--config-file', ks_conf]
+    # fernet_setup and credential_setup only write two Fernet keys each
+    # (files "0", staged, and "1", primary: 32 random bytes, urlsafe
+    # base64); writing them here saves two keystone-manage start-ups.
+    for repo in ('fernet-keys', 'credential-keys'):
+        repo = os.path.join(paths.keystone, repo)
+        os.makedirs(repo, mode=0o700)
+        for index in ('0', '1'):
+            _write(os.path.join(repo, index),
+                   base64.urlsafe_b64encode(os.urandom(32)).decode())
+    _run_logged(base + ['db_sync'], paths.log('keystone-manage-db_sync'))
+    # The password goes in the environment, not on the logged command line.
+    _run_logged(base + ['bootstrap', '--bootstrap-username', 'admin',
+                        '--bootstrap-project-name', 'admin',
+                        '--bootstrap-admin-url', keystone_url,
+                        '--bootstrap-internal-url', keystone_url,
+                        '--bootstrap-public-url', keystone_url,
+                        '--bootstrap-region-id', REGION],
+                paths.log('keystone-manage-bootstrap'),
+                env=dict(os.environ, OS_BOOTSTRAP_PASSWORD=pw['admin']))
+    timings['keystone-manage'] = round(time.monotonic() - t, 1)
+
+    mark['keystone'] = time.monotonic()
+    ks_env = dict(os.environ, OS_KEYSTONE_CONFIG_FILES=ks_conf)
+    ks_env.pop('OS_KEYSTONE_CONFIG_DIR', None)
+    keystone = _spawn(paths, 'keystone', [
+        paths.bin('keystone', 'gunicorn'),
+        '--bind', '127.0.0.1:%d' % ports['keystone'],
+        '--workers', '1', '--worker-class', 'gthread', '--threads', '4',
+        '--timeout', '120', '--graceful-timeout', '5',
+        # gunicorn closes idle keep-alive connections after 2 s by default;
+        # a client reusing one at that moment gets ECONNRESET, which
+        # keystoneauth does not retry for POST /auth/tokens.  Close after
+        # every response instead.
+        '--keep-alive', '0',
+        '--no-control-socket',
+        '--pythonpath', HERE,
+        '--error-logfile', paths.log('keystone-gunicorn'),
+        KEYSTONE_WSGI_MODULE + ':application'], env=ks_env,
+        cwd=paths.keystone)
+
+    def keystone_ready():
+        res = _http('GET', keystone_url, timeout=3)
+        return res.status == 200
+
+    _wait('keystone', keystone_ready, WAIT_KEYSTONE, keystone,
+          paths.log('keystone-gunicorn'))
+    timings['keystone'] = round(time.monotonic() - mark['keystone'], 1)
+    _log('keystone up in %.1f s (+ keystone-manage %.1f s)'
+         % (timings['keystone'], timings['keystone-manage']))
+
+    t = time.monotonic()
+    ks = _Keystone(keystone_url)
+    seed = _seed_keystone(ks, pw, cinder_url)
+    timings['keystone-seed'] = round(time.monotonic() - t, 1)
+
+    t = time.monotonic()
+    rc = cinder_db.wait()
+    if rc != 0:
+        raise RealcloudError('cinder-manage db sync failed (exit %d)\n%s'
+                             % (rc, _tail(paths.log('cinder-manage'))))
+    timings['cinder-manage db sync (waited)'] = round(time.monotonic() - t, 1)
+
+    _wait('rabbitmq', lambda: _port_open(ports['amqp']), WAIT_RABBIT, rabbit,
+          paths.log('rabbitmq'))
+    timings['rabbitmq'] = round(
+        (rabbit_up.get('at') or time.monotonic()) - mark['rabbitmq'], 1)
+    _log('rabbitmq up in %.1f s' % timings['rabbitmq'])
+
+    cinder_argv = lambda b: [paths.bin('cinder', b), '--config-file',  # noqa
+                             cinder_conf, '--log-file', paths.log(b)]
+    mark['cinder-api'] = time.monotonic()
+    api = _spawn(paths, 'cinder-api', cinder_argv('cinder-api'))
+    mark['cinder-volume'] = time.monotonic()
+    volume = _spawn(paths, 'cinder-volume', cinder_argv('cinder-volume'))
+
+    def api_ready():
+        return _http('GET', cinder_url + '/', timeout=3).status in (200, 300)
+
+    _wait('cinder-api', api_ready, WAIT_CINDER_API, api,
+          paths.log('cinder-api'))
+    timings['cinder-api'] = round(time.monotonic() - mark['cinder-api'], 1)
+    _log('cinder-api up in %.1f s' % timings['cinder-api'])
+
+    admin_token, _ = ks.password('admin', pw['admin'], project='admin')
+    admin_pid = seed['admin_project_id']
+    for vtype, specs in ((BACKEND, {}),
+                         (MULTIATTACH_TYPE, {'multiattach': '<is> True'})):
+        specs = dict(specs, volume_backend_name=BACKEND)
+        _expect(_http('POST', '%s/v3/%s/types' % (cinder_url, admin_pid), {
+            'volume_type': {'name': vtype,
+                            'description': 'realcloud loop-file backend',
+                            'os-volume-type-access:is_public': True,
+                            'extra_specs': specs}},
+            token=admin_token), (200,), 'create volume type ' + vtype)
+
+    backend_host = '%s@%s' % (CINDER_HOST, BACKEND)
+
+    def volume_ready():
+        # replication_status is written by init_host_with_rpc, after the
+        # service's RPC servers are listening: the scheduler's request for
+        # capabilities will then be answered.
+        for svc in _cinder_services(cinder_url, admin_token, admin_pid):
+            if (svc['binary'] == 'cinder-volume' and
+                    svc['host'] == backend_host and svc['state'] == 'up' and
+                    svc.get('replication_status') == 'disabled'):
+                return True
+        return False
+
+    _wait('cinder-volume', volume_ready, WAIT_CINDER_VOLUME, volume,
+          paths.log('cinder-volume'), interval=0.3)
+    timings['cinder-volume'] = round(
+        time.monotonic() - mark['cinder-volume'], 1)
+    _log('cinder-volume up in %.1f s' % timings['cinder-volume'])
+
+    mark['cinder-scheduler'] = time.monotonic()
+    scheduler = _spawn(paths, 'cinder-scheduler',
+                       cinder_argv('cinder-scheduler'))
+
+    def scheduler_ready():
+        up = any(s['binary'] == 'cinder-scheduler' and s['state'] == 'up'
+                 for s in _cinder_services(cinder_url, admin_token,
+                                           admin_pid))
+        if not up:
+            return False
+        res = _http('GET', '%s/v3/%s/scheduler-stats/get_pools'
+                    % (cinder_url, admin_pid), token=admin_token, timeout=65)
+        pools = [p['name'] for p in _expect(res, (200,), 'get_pools')['pools']]
+        return '%s#%s' % (backend_host, BACKEND) in pools
+
+    _wait('cinder-scheduler', scheduler_ready, WAIT_SCHEDULER, scheduler,
+          paths.log('cinder-scheduler'), interval=0.3)
+    timings['cinder-scheduler'] = round(
+        time.monotonic() - mark['cinder-scheduler'], 1)
+    _log('cinder-scheduler up in %.1f s (pool listed)'
+         % timings['cinder-scheduler'])
+
+    clouds = _clouds(keystone_url, pw, seed)
+    _write(paths.clouds, '\n'.join(
+        ['# written by contrib/realcloud/realcloud.py; secrets inside'] +
+        _yaml({'clouds': clouds})) + '\n')
+    timings['total'] = round(time.monotonic() - t_total, 1)
+    ready = {
+        'clouds_yaml': paths.clouds,
+        'clouds': list(CLOUD_NAMES),
+        'volumes_dir': paths.volumes,
+        'logs_dir': paths.logs,
+        'pids': _read_json(paths.pids, {}),
+        'ports': ports,
+        'keystone_url': keystone_url,
+        'cinder_url': cinder_url,
+        'region_name': REGION,
+        'volume_type': BACKEND,
+        'multiattach_volume_type': MULTIATTACH_TYPE,
+        'backend_pool': '%s#%s' % (backend_host, BACKEND),
+        'token_expiration': token_expiration,
+        'projects': seed['projects'],
+        'users': seed['users'],
+        'trust_id': seed['trust_id'],
+        'application_credential_id': seed['application_credential']['id'],
+        'timings': timings,
+    }
+    _write_json(paths.ready, ready)
+    os.chmod(paths.ready, 0o600)
+    _log('ready in %.1f s: %s' % (timings['total'], ', '.join(
+        '%s %.1f s' % (k, v) for k, v in timings.items() if k != 'total')))
+    _log('OS_CLIENT_CONFIG_FILE=%s, clouds: %s'
+         % (paths.clouds, ', '.join(CLOUD_NAMES)))
+    return ready
+
+
+# ---------------------------------------------------------------------------
+# stop / status
+
+
+def stop(dir, quiet=False):
+    """Stop every recorded process group and release loop devices."""
+    paths = _Paths(dir)
+    pids = _read_json(paths.pids, {})
+    order = [n for n in SERVICES if n in pids] + [
+        n for n in pids if n not in SERVICES]
+    live = [n for n in order if _group_alive(pids[n])]
+    t0 = time.monotonic()
+    # Cinder first (it talks to rabbit and keystone while shutting down),
+    # then keystone and rabbit, then epmd once the Erlang VM is gone.
+    phases = (('cinder-scheduler', 'cinder-volume', 'cinder-api'),
+              ('keystone', 'rabbitmq'), ('epmd',))
+    others = [n for n in live if not any(n in p for p in phases)]
+    for phase in [[n for n in live if n in p] for p in phases] + [others]:
+        for name in phase:
+            try:
+                os.killpg(pids[name], signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        end = time.monotonic() + STOP_GRACE
+        while time.monotonic() < end and any(
+                _group_alive(pids[n]) for n in phase):
+            time.sleep(0.1)
+        for name in phase:
+            if _group_alive(pids[name]):
+                if not quiet:
+                    _log('%s did not stop on SIGTERM: SIGKILL' % name)
+                try:
+                    os.killpg(pids[name], signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        end = time.monotonic() + 5
+        while time.monotonic() < end and any(
+                _group_alive(pids[n]) for n in phase):
+            time.sleep(0.1)
+    released = _release_loops(paths.root)
+    if os.path.exists(paths.ready):
+        os.unlink(paths.ready)
+    if not quiet:
+        _log('stopped %s in %.1f s%s' % (
+            ', '.join(live) or 'nothing (not running)',
+            time.monotonic() - t0,
+            '; released ' + ', '.join(released) if released else ''))
+    return {'stopped': live, 'released_loops': released}
+
+
+def _rss_kb(pid):
+    try:
+        with open('/proc/%d/status' % pid) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _du_bytes(path):
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+            except OSError:
+                pass
+    return total
+
+
+def status(dir):
+    paths = _Paths(dir)
+    pids = _read_json(paths.pids, {})
+    services = {}
+    total_rss = 0
+    for name, pid in pids.items():
+        members = _group_members(pid) if _group_alive(pid) else []
+        rss = sum(_rss_kb(p) for p in members)
+        total_rss += rss
+        services[name] = {'pgid': pid, 'alive': bool(members),
+                          'processes': len(members),
+                          'rss_mb': round(rss / 1024, 1)}
+    return {
+        'dir': paths.root,
+        'installed': bool(_installed(paths)),
+        'ready': os.path.exists(paths.ready),
+        'services': services,
+        'rss_mb': round(total_rss / 1024, 1),
+        'disk_mb': round(_du_bytes(paths.root) / 2 ** 20, 1)
+        if os.path.isdir(paths.root) else 0,
+        'loop_devices': [d for d, _ in _loops_under(paths.root)],
+    }
+
+
+# ---------------------------------------------------------------------------
+# command line
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description='A real Keystone + Cinder on loopback for fuxi tests.')
+    sub = parser.add_subparsers(dest='command', required=True)
+    for name in ('install', 'start', 'stop', 'status'):
+        p = sub.add_parser(name)
+        p.add_argument('--dir', required=True,
+                       help='directory for venvs, state and logs')
+        if name == 'start':
+            p.add_argument('--token-expiration', type=int, default=3600,
+                           help='Keystone [token] expiration in seconds')
+    args = parser.parse_args(argv)
+    try:
+        if args.command == 'install':
+            install(args.dir)
+        elif args.command == 'start':
+            start(args.dir, token_expiration=args.token_expiration)
+        elif args.command == 'stop':
+            stop(args.dir)
+        else:
+            st = status(args.dir)
+            print(json.dumps(st, indent=2))
+            alive = [s['alive'] for s in st['services'].values()]
+            return 0 if alive and all(alive) else 3
+    except RealcloudError as e:
+        print('realcloud: error: %s' % e, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
