@@ -61,7 +61,8 @@ class PlainScript:
         while bs.get_volume(vol.id).status != "available":
             time.sleep(POLL)
         att = bs.create_attachment(vol.id, connector=self.connector_props, mode="rw")
-        device = self.brick.connect_volume(att.connection_info["data"])["path"]
+        # The attachments API returns connection info flat (no "data" level).
+        device = self.brick.connect_volume(att.connection_info)["path"]
         bs.complete_attachment(att.id)
         subprocess.run(["mkfs.ext4", "-q", device], check=True)
         mountpoint = os.path.join(self.workdir, name)
@@ -72,7 +73,7 @@ class PlainScript:
     def clean_up(self, vol_id, att, mountpoint):
         bs = self.conn.block_storage
         subprocess.run(["umount", mountpoint], check=True)
-        self.brick.disconnect_volume(att.connection_info["data"], None)
+        self.brick.disconnect_volume(att.connection_info, None)
         bs.delete_attachment(att.id)
         bs.delete_volume(vol_id)
         bs.wait_for_delete(bs.get_volume(vol_id), interval=POLL, wait=120)

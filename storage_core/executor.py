@@ -2,16 +2,25 @@
 
 Everything that runs a command takes an executor, so tests can hand in
 :class:`storage_core.fakes.RecordingExecutor` and read the argv back.
+
+Why subprocess and not oslo.concurrency's processutils: processutils always
+passes a preexec_fn, which forces a full fork() of the calling process. In
+fuxi-server (openstacksdk and os-brick loaded) that made every blkid, mkfs and
+mount cost ~7 ms instead of ~2 ms with the vfork() subprocess uses otherwise,
+and a Mount runs three of them. Python's subprocess already restores SIGPIPE
+in the child, which is all processutils' preexec_fn does.
 """
 
 import logging
+import subprocess
 from dataclasses import dataclass
-
-from oslo_concurrency import processutils
 
 from storage_core.errors import CommandError
 
 LOG = logging.getLogger(__name__)
+
+# No host command of ours may outlive Docker's deadline.
+DEFAULT_TIMEOUT = 100.0
 
 
 @dataclass(frozen=True)
@@ -22,24 +31,24 @@ class CommandResult:
 
 
 class Executor:
-    """Runs argv through oslo.concurrency's processutils."""
-
-    def run(self, argv, ok_exit_codes=(0,), timeout=None) -> CommandResult:
+    def run(self, argv, ok_exit_codes=(0,), timeout=DEFAULT_TIMEOUT) -> CommandResult:
         """Run argv; an exit code outside ok_exit_codes raises CommandError."""
         argv = [str(a) for a in argv]
         LOG.debug("running %s", argv)
         try:
-            stdout, stderr = processutils.execute(
-                *argv,
-                # processutils hides which accepted code it saw, so accept only 0
-                # here and sort the others out below.
-                check_exit_code=[0],
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                errors="replace",
                 timeout=timeout,
+                check=False,
             )
-            return CommandResult(stdout, stderr, 0)
-        except processutils.ProcessExecutionError as exc:
-            if exc.exit_code in ok_exit_codes:
-                return CommandResult(exc.stdout or "", exc.stderr or "", exc.exit_code)
-            raise CommandError(argv, exc.exit_code, exc.stdout or "", exc.stderr or "") from exc
+        except subprocess.TimeoutExpired as exc:
+            raise CommandError(argv, -1, "", f"no answer within {timeout:g} s") from exc
         except OSError as exc:
             raise CommandError(argv, -1, "", str(exc)) from exc
+        if done.returncode not in ok_exit_codes:
+            raise CommandError(argv, done.returncode, done.stdout, done.stderr)
+        return CommandResult(done.stdout, done.stderr, done.returncode)

@@ -85,7 +85,9 @@ class FakeCinder:
 
     def create_attachment(self, volume_id, connector, instance_uuid=None, mode="rw"):
         self.calls.append(("create_attachment", volume_id))
-        vol = self.get(volume_id)
+        vol = self.volumes.get(volume_id)
+        if vol is None:
+            raise NotFound(f"volume {volume_id} not found")
         if vol.status != "available":
             raise Conflict(f"volume {volume_id} is {vol.status}")
         attachment_id = str(uuid.uuid4())

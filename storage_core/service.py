@@ -56,9 +56,9 @@ class VolumeService:
         spec = parse_create_options(name, options, self._limits)
         with self._lock(name):
             existing = self._backend.find(name)
-            if existing is not None:
-                return self._same_or_conflict(existing, spec)
-            return self._backend.create(spec)
+            vol = self._same_or_conflict(existing, spec) if existing else self._backend.create(spec)
+            self._state.remember_volume(vol)
+            return vol
 
     def _same_or_conflict(self, existing, spec) -> CloudVolume:
         if not existing.owned:
@@ -93,17 +93,18 @@ class VolumeService:
             vol = self._backend.find(name)
             if vol is None:
                 self._release_host(name)
+                self._state.forget_volume(name)
                 return
             if not vol.owned:
                 raise _not_owned(vol, "delete")
             if self._release_host(name):
                 vol = self._backend.get(vol.id)  # our leftover attachment just went
             if vol.attachments:
-                hosts = ", ".join(sorted({a.host_name or a.server_id or "?" for a in vol.attachments}))
                 raise Conflict(
-                    f"volume {name!r} is attached to {hosts}; unmount it there before removing it"
+                    f"volume {name!r} is attached to {_where(vol)}; unmount it there before removing it"
                 )
             self._backend.delete(vol)
+            self._state.forget_volume(name)
             LOG.info("removed volume %s (%s)", name, vol.id)
 
     # -- mounts ---------------------------------------------------------
@@ -124,34 +125,59 @@ class VolumeService:
             LOG.info("volume %s mounted for %s (%d live mounts)", name, caller_id, total)
             return hv.mountpoint
 
-    def _attach_and_mount(self, name) -> HostVolume:
+    def _attachable_volume(self, name) -> CloudVolume:
+        """Look the volume up in the cloud and check that it may be attached here."""
         vol = self._backend.find(name)
         if vol is None:
+            self._state.forget_volume(name)
             raise NotFound(f"volume {name!r} does not exist; create it first")
         if not vol.owned:
             raise _not_owned(vol, "attach")
+        self._state.remember_volume(vol)
         if vol.status not in _ATTACHABLE:
-            where = ", ".join(sorted({a.host_name or a.server_id or "?" for a in vol.attachments}))
+            where = _where(vol)
             raise Conflict(
                 f"volume {name!r} is {vol.status}"
                 + (f" (attached to {where})" if where else "")
                 + "; it can be mounted only when available"
             )
+        return vol
+
+    def _attach(self, name, journal_for):
+        """Attach the volume named `name`; return (volume, host attachment).
+
+        A volume this host created or saw is attached by its remembered id,
+        saving a lookup; if the cloud refuses (gone, or not available), the
+        volume is looked up afresh so the answer says why.
+        """
+        vol = self._state.known_volume(name)
+        if vol is not None:
+            try:
+                return vol, self._attacher.attach(vol, journal_for(vol))
+            except (NotFound, Conflict) as exc:
+                LOG.info("volume %s: attach by remembered id failed (%s); looking it up", name, exc)
+        vol = self._attachable_volume(name)
+        return vol, self._attacher.attach(vol, journal_for(vol))
+
+    def _attach_and_mount(self, name) -> HostVolume:
         mountpoint = self.mountpoint_for(name)
 
-        def journal(pending):
-            self._state.save_host_volume(
-                HostVolume(
-                    name=name,
-                    volume_id=vol.id,
-                    phase=Phase.ATTACHING,
-                    attachment_id=pending.attachment_id,
-                    connection_info=dict(pending.connection_info),
-                    mountpoint=mountpoint,
+        def journal_for(vol):
+            def journal(pending):
+                self._state.save_host_volume(
+                    HostVolume(
+                        name=name,
+                        volume_id=vol.id,
+                        phase=Phase.ATTACHING,
+                        attachment_id=pending.attachment_id,
+                        connection_info=dict(pending.connection_info),
+                        mountpoint=mountpoint,
+                    )
                 )
-            )
 
-        attachment = self._attacher.attach(vol, journal)
+            return journal
+
+        vol, attachment = self._attach(name, journal_for)
         hv = HostVolume(
             name=name,
             volume_id=vol.id,
@@ -222,9 +248,11 @@ class VolumeService:
         validate_volume_name(name)
         vol = self._backend.find(name)
         if vol is None:
+            self._state.forget_volume(name)
             raise NotFound(f"volume {name!r} does not exist")
         if not vol.owned:
             raise _not_owned(vol, "manage")
+        self._state.remember_volume(vol)
         return self._info(vol)
 
     def list(self) -> list[VolumeInfo]:
@@ -250,6 +278,13 @@ class VolumeService:
                 "availability_zone": vol.availability_zone,
             },
         )
+
+
+def _where(vol: CloudVolume) -> str:
+    """Who holds the volume's attachments, as well as the cloud tells."""
+    return ", ".join(
+        sorted({a.host_name or a.server_id or f"attachment {a.attachment_id}" for a in vol.attachments})
+    )
 
 
 def _caller(caller_id) -> str:

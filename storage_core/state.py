@@ -11,7 +11,9 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 
-from storage_core.models import HostAttachment
+from datetime import datetime
+
+from storage_core.models import CloudVolume, HostAttachment
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS host_volumes (
@@ -22,6 +24,15 @@ CREATE TABLE IF NOT EXISTS host_volumes (
     device_path TEXT,
     mountpoint TEXT,
     phase TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS known_volumes (
+    name TEXT PRIMARY KEY,
+    volume_id TEXT NOT NULL,
+    size_gb INTEGER NOT NULL,
+    metadata TEXT NOT NULL,
+    volume_type TEXT,
+    availability_zone TEXT,
+    created_at TEXT
 );
 CREATE TABLE IF NOT EXISTS mounts (
     name TEXT NOT NULL,
@@ -113,6 +124,51 @@ class StateStore:
     def forget_host_volume(self, name) -> None:
         with self._lock:
             self._db.execute("DELETE FROM host_volumes WHERE name = ?", (name,))
+
+    # -- volumes seen in the cloud --------------------------------------
+
+    def remember_volume(self, vol: CloudVolume) -> None:
+        """Note an owned cloud volume by name, so a later mount need not look it up."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO known_volumes (name, volume_id, size_gb, metadata,"
+                " volume_type, availability_zone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    vol.name,
+                    vol.id,
+                    vol.size_gb,
+                    json.dumps(dict(vol.metadata)),
+                    vol.volume_type,
+                    vol.availability_zone,
+                    vol.created_at.isoformat() if vol.created_at else None,
+                ),
+            )
+
+    def known_volume(self, name) -> CloudVolume | None:
+        """The volume last seen under `name`; its status is not known, hence "unknown"."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT volume_id, size_gb, metadata, volume_type, availability_zone, created_at"
+                " FROM known_volumes WHERE name = ?",
+                (name,),
+            ).fetchone()
+        if row is None:
+            return None
+        volume_id, size_gb, metadata, volume_type, zone, created_at = row
+        return CloudVolume(
+            id=volume_id,
+            name=name,
+            size_gb=size_gb,
+            status="unknown",
+            created_at=datetime.fromisoformat(created_at) if created_at else None,
+            metadata=json.loads(metadata),
+            volume_type=volume_type,
+            availability_zone=zone,
+        )
+
+    def forget_volume(self, name) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM known_volumes WHERE name = ?", (name,))
 
     # -- mounts ---------------------------------------------------------
 

@@ -37,15 +37,19 @@ class Backoff:
 DEFAULT_BACKOFF = Backoff()
 
 
-def wait_until(check, timeout, what, clock=None, backoff=DEFAULT_BACKOFF):
+def wait_until(check, timeout, what, clock=None, backoff=DEFAULT_BACKOFF, check_first=True):
     """Call check() until it returns something truthy; return that value.
 
     check may raise to abort the wait. Raises Timeout naming `what` when
-    `timeout` seconds pass first.
+    `timeout` seconds pass first. check_first=False waits one interval before
+    the first check: for a caller that has just seen the old state.
     """
     clock = clock or Clock()
     start = clock.monotonic()
     interval = 0.0
+    if not check_first:
+        interval = backoff.interval(interval, 0.0)
+        clock.sleep(min(interval, timeout))
     while True:
         result = check()
         if result:

@@ -605,6 +605,25 @@ def _start_rabbit(paths, ports):
                   cwd=paths.rabbit)
 
 
+def _use_wal(db_path):
+    """Switch a SQLite database to write-ahead logging (a setting it keeps).
+
+    cinder-api, -scheduler and -volume share one SQLite file; in the default
+    rollback-journal mode a reader holding its lock while another process
+    writes made Cinder answer 500 "database is locked" now and then. In WAL
+    mode readers and the writer no longer block each other.
+    """
+    import sqlite3
+
+    conn = sqlite3.connect(db_path)
+    try:
+        mode = conn.execute('PRAGMA journal_mode=WAL').fetchone()[0]
+    finally:
+        conn.close()
+    if mode.lower() != 'wal':
+        raise RealcloudError('could not switch %s to WAL (got %s)' % (db_path, mode))
+
+
 def _keystone_conf(paths, ports, token_expiration):
     return _ini({
         'DEFAULT': {'debug': 'false',
@@ -658,8 +677,10 @@ def _cinder_conf(paths, ports, pw, keystone_url):
             'report_interval': '5',
             'rpc_response_timeout': '60',
         },
+        # timeout: wait up to 30 s for another process's write lock
+        # instead of sqlite3's 5 s.
         'database': {'connection': 'sqlite:///' + os.path.join(
-            paths.cinder, 'cinder.db'),
+            paths.cinder, 'cinder.db') + '?timeout=30',
             'sqlite_synchronous': 'false'},
         'oslo_concurrency': {'lock_path': os.path.join(paths.cinder,
                                                        'locks')},
@@ -922,6 +943,7 @@ def _start(paths, token_expiration, t_total):
         raise RealcloudError('cinder-manage db sync failed (exit %d)\n%s'
                              % (rc, _tail(paths.log('cinder-manage'))))
     timings['cinder-manage db sync (waited)'] = round(time.monotonic() - t, 1)
+    _use_wal(os.path.join(paths.cinder, 'cinder.db'))
 
     _wait('rabbitmq', lambda: _port_open(ports['amqp']), WAIT_RABBIT, rabbit,
           paths.log('rabbitmq'))

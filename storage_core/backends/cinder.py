@@ -139,7 +139,8 @@ class CinderBackend:
             created = self._bs.create_volume(**attrs)
         LOG.info("created Cinder volume %s for %s", created.id, spec.name)
         try:
-            return self.wait_for_status(created.id, "available", self._create_timeout)
+            # The create's answer already said "creating": look again only after a poll interval.
+            return self.wait_for_status(created.id, "available", self._create_timeout, check_first=False)
         except (CloudError, Timeout):
             # Leave nothing half-made behind: a volume that never became usable goes.
             self._delete_quietly(created.id)
@@ -155,7 +156,7 @@ class CinderBackend:
                 ) from exc
         self.wait_gone(volume.id, self._delete_timeout)
 
-    def wait_for_status(self, volume_id, wanted, timeout) -> CloudVolume:
+    def wait_for_status(self, volume_id, wanted, timeout, check_first=True) -> CloudVolume:
         def check():
             vol = self.get(volume_id)
             if vol.status == wanted:
@@ -167,7 +168,9 @@ class CinderBackend:
                 )
             return None
 
-        return wait_until(check, timeout, f"volume {volume_id} to become {wanted}", self._clock)
+        return wait_until(
+            check, timeout, f"volume {volume_id} to become {wanted}", self._clock, check_first=check_first
+        )
 
     def wait_gone(self, volume_id, timeout) -> None:
         def check():

@@ -74,12 +74,14 @@ class PluginProcess:
             except subprocess.TimeoutExpired:
                 self.kill()
 
-    def log(self):
+    def log(self, tail=20000):
+        """The server's output: its last `tail` characters, or all of it with tail=None."""
         try:
             with open(self.log_path, encoding="utf-8", errors="replace") as f:
-                return f.read()[-20000:]
+                text = f.read()
         except OSError:
             return ""
+        return text if tail is None else text[-tail:]
 
 
 def loop_devices_backed_by(directory) -> list[str]:

@@ -134,3 +134,28 @@ def test_get_path_list(parts):
     info = service.get("v1")
     assert info.mountpoint == path and info.status["mounts"] == 1 and info.status["attached"] is True
     assert [i.name for i in service.list()] == ["v1"]
+
+
+def test_mount_after_create_attaches_by_remembered_id_without_a_lookup(parts):
+    service, cloud, _, _ = parts
+    service.create("v1", {})
+    cloud.calls.clear()
+    service.mount("v1", "a")
+    assert [c[0] for c in cloud.calls] == ["create_attachment", "complete_attachment"]
+
+
+def test_a_stale_remembered_volume_is_looked_up_again(parts):
+    service, cloud, _, _ = parts
+    old = service.create("v1", {})
+    cloud.volumes.pop(old.id)  # deleted behind fuxi's back ...
+    new = cloud.add_volume("v1")  # ... and made again under the same name
+    service.mount("v1", "a")
+    assert cloud.volumes[new.id].status == "in-use"
+
+
+def test_a_remembered_volume_in_use_elsewhere_gets_the_clear_refusal(parts):
+    service, cloud, _, _ = parts
+    vol = service.create("v1", {})
+    cloud.create_attachment(vol.id, {"host": "other-host"})
+    with pytest.raises(Conflict, match="attached to other-host"):
+        service.mount("v1", "a")

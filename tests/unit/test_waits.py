@@ -41,3 +41,10 @@ def test_a_check_that_raises_aborts_the_wait():
 
     with pytest.raises(ValueError):
         wait_until(check, 5, "x", FakeClock())
+
+
+def test_check_first_false_waits_one_interval_before_looking():
+    clock = FakeClock()
+    seen = []
+    assert wait_until(lambda: seen.append(clock.now) or "ok", 5, "x", clock, check_first=False) == "ok"
+    assert seen == [pytest.approx(0.05)]
