@@ -3,9 +3,10 @@
 * ``docker``: dockerd answers (scripts/docker-up.sh is run when it does not)
   and the local image ``fuxi-busybox:latest`` exists.  Skipped with a reason
   only when no Docker engine can be had; strict tiers make that a failure.
-* ``fuxi_plugin``: ``python -m fuxi.server --devcloud`` on dockerd's plugin
-  socket, state in a temporary directory, answering ``/Plugin.Activate``
-  before any docker command runs (dockerd gives up on a missing plugin after
+* ``fuxi_plugin``: ``python -m fuxi.server`` on dockerd's plugin socket, once
+  per cloud (``--devcloud``, then the real Keystone + Cinder via clouds.yaml),
+  state in a temporary directory, answering ``/Plugin.Activate`` before any
+  docker command runs (dockerd gives up on a missing plugin after
   about 15 s).  Teardown removes every volume of driver fuxi, stops the server
   (SIGTERM, then SIGKILL) and checks that no loop device or mount under the
   temporary directory is left.
