@@ -6,6 +6,7 @@ counted per (name, caller id) in durable state; the volume is attached at its
 first mount and detached at its last unmount.
 """
 
+import dataclasses
 import logging
 import os
 
@@ -143,7 +144,7 @@ class VolumeService:
             )
         return vol
 
-    def _attach(self, name, journal_for):
+    def _attach(self, name, journal):
         """Attach the volume named `name`; return (volume, host attachment).
 
         A volume this host created or saw is attached by its remembered id,
@@ -153,31 +154,29 @@ class VolumeService:
         vol = self._state.known_volume(name)
         if vol is not None:
             try:
-                return vol, self._attacher.attach(vol, journal_for(vol))
+                return vol, self._attacher.attach(vol, journal)
             except (NotFound, Conflict) as exc:
                 LOG.info("volume %s: attach by remembered id failed (%s); looking it up", name, exc)
         vol = self._attachable_volume(name)
-        return vol, self._attacher.attach(vol, journal_for(vol))
+        return vol, self._attacher.attach(vol, journal)
 
     def _attach_and_mount(self, name) -> HostVolume:
         mountpoint = self.mountpoint_for(name)
 
-        def journal_for(vol):
-            def journal(pending):
-                self._state.save_host_volume(
-                    HostVolume(
-                        name=name,
-                        volume_id=vol.id,
-                        phase=Phase.ATTACHING,
-                        attachment_id=pending.attachment_id,
-                        connection_info=dict(pending.connection_info),
-                        mountpoint=mountpoint,
-                    )
+        def journal(pending):
+            # Written before the host connects, so a crash leaves what to undo.
+            self._state.save_host_volume(
+                HostVolume(
+                    name=name,
+                    volume_id=pending.volume_id,
+                    phase=Phase.ATTACHING,
+                    attachment_id=pending.attachment_id,
+                    connection_info=dict(pending.connection_info),
+                    mountpoint=mountpoint,
                 )
+            )
 
-            return journal
-
-        vol, attachment = self._attach(name, journal_for)
+        vol, attachment = self._attach(name, journal)
         hv = HostVolume(
             name=name,
             volume_id=vol.id,
@@ -194,7 +193,7 @@ class VolumeService:
         except StorageError:
             self._teardown(hv)
             raise
-        hv = HostVolume(**{**hv.__dict__, "phase": Phase.MOUNTED})
+        hv = dataclasses.replace(hv, phase=Phase.MOUNTED)
         self._state.save_host_volume(hv)
         return hv
 

@@ -42,11 +42,18 @@ def start_plugin(realcloud, tmp_path):
     started = []
 
     def start(cloud_name, log_level="INFO"):
+        """Start fuxi-server on `cloud_name`: named in the config file, or by OS_CLOUD for the
+        application credential, so both ways of choosing the cloud are used."""
         workdir = tmp_path / cloud_name
         workdir.mkdir()
+        env = realcloud.cloud().env()
         config = workdir / "fuxi.conf"
-        config.write_text(f"[fuxi]\ncloud = {cloud_name}\nlog_level = {log_level}\n")
-        plugin = PluginProcess(workdir, ["--config-file", str(config)], env=realcloud.cloud().env())
+        if cloud_name == "realcloud-appcred":
+            env["OS_CLOUD"] = cloud_name
+            config.write_text(f"[fuxi]\nlog_level = {log_level}\n")
+        else:
+            config.write_text(f"[fuxi]\ncloud = {cloud_name}\nlog_level = {log_level}\n")
+        plugin = PluginProcess(workdir, ["--config-file", str(config)], env=env)
         started.append(plugin)
         return plugin.start()
 
