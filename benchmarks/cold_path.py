@@ -9,56 +9,13 @@ profile. Prints a table of medians over --runs volumes.
 """
 
 import argparse
-import json
-import os
-import signal
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.parse
 
-import requests_unixsocket
+from plugin_process import PluginServer
 
 STEPS = ("Create", "Mount", "Unmount", "Remove")
-
-
-class Plugin:
-    def __init__(self, workdir, profile):
-        self.socket = os.path.join(workdir, "fuxi.sock")
-        config = os.path.join(workdir, "fuxi.conf")
-        with open(config, "w") as f:
-            f.write(f"[fuxi]\ndevcloud = true\ndevcloud_latency_profile = {profile}\n")
-        self.log = open(os.path.join(workdir, "server.log"), "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "fuxi.server", "--config-file", config,
-             "--socket", self.socket, "--state-dir", os.path.join(workdir, "state")],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        self.session = requests_unixsocket.Session()
-        self.base = "http+unix://" + urllib.parse.quote(self.socket, safe="")
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                self.call("Plugin.Activate", {})
-                return
-            except Exception:
-                time.sleep(0.05)
-        raise SystemExit(f"fuxi-server did not start; see {self.log.name}")
-
-    def call(self, method, body):
-        resp = self.session.post(f"{self.base}/{method}", data=json.dumps(body) + "\n", timeout=130)
-        answer = resp.json()
-        if resp.status_code != 200 or answer.get("Err"):
-            raise RuntimeError(f"{method}: {answer}")
-        return answer
-
-    def stop(self):
-        self.session.close()
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(60)
-        self.log.close()
 
 
 def timed(fn):
@@ -70,7 +27,7 @@ def timed(fn):
 def run_profile(profile, runs):
     samples = {step: [] for step in STEPS}
     with tempfile.TemporaryDirectory(prefix="fuxi-bench-") as workdir:
-        plugin = Plugin(workdir, profile)
+        plugin = PluginServer(workdir, f"devcloud = true\ndevcloud_latency_profile = {profile}\n")
         try:
             for i in range(runs):
                 name = f"bench{i}"

@@ -15,18 +15,13 @@ It installs and starts the real Keystone + Cinder (contrib/realcloud) unless
 
 import argparse
 import importlib.util
-import json
 import os
-import signal
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
-import urllib.parse
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from plugin_process import REPO, PluginServer
 POLL = 0.05
 
 
@@ -76,44 +71,15 @@ class PlainScript:
         self.brick.disconnect_volume(att.connection_info, None)
         bs.delete_attachment(att.id)
         bs.delete_volume(vol_id)
-        bs.wait_for_delete(bs.get_volume(vol_id), interval=POLL, wait=120)
+        while bs.find_volume(vol_id, ignore_missing=True) is not None:
+            time.sleep(POLL)
 
 
-class FuxiServer:
+class FuxiServer(PluginServer):
     def __init__(self, clouds_yaml, cloud, workdir):
-        import requests_unixsocket
-
-        self.socket = os.path.join(workdir, "fuxi.sock")
-        config = os.path.join(workdir, "fuxi.conf")
-        with open(config, "w") as f:
-            f.write(f"[fuxi]\ncloud = {cloud}\n")
-        self.log = open(os.path.join(workdir, "fuxi-server.log"), "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "fuxi.server", "--config-file", config, "--socket", self.socket,
-             "--state-dir", os.path.join(workdir, "state")],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=REPO,
-            env=dict(os.environ, OS_CLIENT_CONFIG_FILE=clouds_yaml),
-        )
-        self.session = requests_unixsocket.Session()
-        self.base = "http+unix://" + urllib.parse.quote(self.socket, safe="")
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                self.call("Plugin.Activate", {})
-                break
-            except Exception:
-                if time.monotonic() > deadline or self.process.poll() is not None:
-                    raise SystemExit(f"fuxi-server did not start; see {self.log.name}")
-                time.sleep(0.05)
+        super().__init__(workdir, f"cloud = {cloud}\n", env={"OS_CLIENT_CONFIG_FILE": clouds_yaml})
         # Warm up like a long-running server: token, catalog, version discovery.
         self.call("VolumeDriver.List", {})
-
-    def call(self, method, body):
-        resp = self.session.post(f"{self.base}/{method}", data=json.dumps(body) + "\n", timeout=130)
-        answer = resp.json()
-        if resp.status_code != 200 or answer.get("Err"):
-            raise RuntimeError(f"{method}: {answer}")
-        return answer
 
     def create_and_mount(self, name):
         self.call("VolumeDriver.Create", {"Name": name, "Opts": {"size": "1"}})
@@ -122,12 +88,6 @@ class FuxiServer:
     def clean_up(self, name):
         self.call("VolumeDriver.Unmount", {"Name": name, "ID": "bench"})
         self.call("VolumeDriver.Remove", {"Name": name})
-
-    def stop(self):
-        self.session.close()
-        os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(60)
-        self.log.close()
 
 
 def measure(clouds_yaml, cloud, runs):

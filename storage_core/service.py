@@ -126,15 +126,20 @@ class VolumeService:
             LOG.info("volume %s mounted for %s (%d live mounts)", name, caller_id, total)
             return hv.mountpoint
 
-    def _attachable_volume(self, name) -> CloudVolume:
-        """Look the volume up in the cloud and check that it may be attached here."""
+    def _find_owned(self, name, doing) -> CloudVolume:
+        """Look `name` up in the cloud: ours, or NotFound / NotOwned. Remembered for later."""
         vol = self._backend.find(name)
         if vol is None:
             self._state.forget_volume(name)
             raise NotFound(f"volume {name!r} does not exist; create it first")
         if not vol.owned:
-            raise _not_owned(vol, "attach")
+            raise _not_owned(vol, doing)
         self._state.remember_volume(vol)
+        return vol
+
+    def _attachable_volume(self, name) -> CloudVolume:
+        """Look the volume up in the cloud and check that it may be attached here."""
+        vol = self._find_owned(name, "attach")
         if vol.status not in _ATTACHABLE:
             where = _where(vol)
             raise Conflict(
@@ -245,14 +250,7 @@ class VolumeService:
 
     def get(self, name) -> VolumeInfo:
         validate_volume_name(name)
-        vol = self._backend.find(name)
-        if vol is None:
-            self._state.forget_volume(name)
-            raise NotFound(f"volume {name!r} does not exist")
-        if not vol.owned:
-            raise _not_owned(vol, "manage")
-        self._state.remember_volume(vol)
-        return self._info(vol)
+        return self._info(self._find_owned(name, "manage"))
 
     def list(self) -> list[VolumeInfo]:
         return [self._info(v) for v in self._backend.list_owned()]

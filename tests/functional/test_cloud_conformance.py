@@ -7,7 +7,6 @@ same test runs on devcloud so the emulator cannot drift from it.
 import json
 import uuid
 
-import pytest
 
 CONNECTOR = {"platform": "x86_64", "os_type": "linux", "ip": "127.0.0.1", "host": "conformance",
              "multipath": False, "enforce_multipath": False, "do_local_attach": False}
