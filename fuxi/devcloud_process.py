@@ -36,6 +36,7 @@ class DevcloudProcess:
         self.ready_file = os.path.join(state_dir, "ready.json")
         self.process = None
         self.cloud = None
+        self.ready = None
 
     def start(self) -> dict:
         """Start devcloud; return its clouds.yaml entry once it answers."""
@@ -63,12 +64,25 @@ class DevcloudProcess:
                 )
             if os.path.exists(self.ready_file):
                 with open(self.ready_file, encoding="utf-8") as f:
-                    ready = json.load(f)
-                self.cloud = ready["cloud"]
+                    self.ready = json.load(f)
+                self.cloud = self.ready["cloud"]
                 return self.cloud
             time.sleep(0.05)
         self.stop()
         raise DevcloudError(f"devcloud did not come up within {_READY_TIMEOUT:g} s; see {self.log_path}")
+
+    def host_defaults(self) -> dict:
+        """Where devcloud's emulated Nova host keeps its guest view: the config
+        drive, the metadata service and the by-id/by-path disk links.
+
+        All three or an error: a missing metadata URL must never fall back to
+        the real link-local metadata address.
+        """
+        keys = ("config_drive_dir", "metadata_url", "disk_root")
+        missing = [k for k in keys if not (self.ready or {}).get(k)]
+        if missing:
+            raise DevcloudError(f"devcloud's ready file lacks {', '.join(missing)}; see {self.log_path}")
+        return {k: self.ready[k] for k in keys}
 
     def stop(self):
         if self.process and self.process.poll() is None:

@@ -20,7 +20,7 @@ from fuxi.app import create_app
 from fuxi.devcloud_process import DevcloudError, DevcloudProcess
 from storage_core.config import CloudConfig
 from storage_core.errors import StorageError
-from storage_core.factory import HOW_TO_CONFIGURE, build_volume_service, check_cloud
+from storage_core.factory import HOW_TO_CONFIGURE, build_volume_service, check_cloud, check_host
 
 LOG = logging.getLogger("fuxi.server")
 
@@ -71,9 +71,9 @@ def secure_socket(path) -> None:
 
 
 class PluginServer(BaseApplication):
-    def __init__(self, settings, cloud: CloudConfig | None):
+    def __init__(self, settings, config):
         self._settings = settings
-        self._cloud = cloud
+        self._config = config
         super().__init__()
 
     def load_config(self):
@@ -91,8 +91,7 @@ class PluginServer(BaseApplication):
 
     def load(self):
         # Runs in the worker after fork: sessions, threads and SQLite are made there.
-        config = self._settings.storage_config(self._cloud)
-        return create_app(build_volume_service(config))
+        return create_app(build_volume_service(self._config))
 
 
 def _configure_logging(level):
@@ -108,7 +107,7 @@ def main(argv=None) -> int:
     try:
         settings = settings_mod.load(argv)
         _configure_logging(settings.log_level)
-        cloud = None
+        cloud, host_defaults = None, None
         if settings.devcloud:
             devcloud = DevcloudProcess(
                 os.path.join(settings.state_dir, "devcloud"), settings.devcloud_latency_profile
@@ -116,13 +115,15 @@ def main(argv=None) -> int:
             entry = devcloud.start()
             LOG.info("devcloud is up at %s", entry["auth"]["auth_url"])
             cloud = CloudConfig(auth=entry["auth"], region_name=entry.get("region_name"))
-        config = settings.storage_config(cloud)
+            host_defaults = devcloud.host_defaults()
+        config = settings.storage_config(cloud, host_defaults)
         if not config.cloud.configured:
             raise StartupError(HOW_TO_CONFIGURE)
         check_cloud(config.cloud)
+        check_host(config)
         os.makedirs(settings.state_dir, exist_ok=True)
         claim_socket(settings.socket)
-        PluginServer(settings, cloud).run()
+        PluginServer(settings, config).run()
         return 0
     except (StartupError, settings_mod.SettingsError, DevcloudError, StorageError) as exc:
         print(f"fuxi-server: {exc}", file=sys.stderr)

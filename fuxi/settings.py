@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from storage_core.config import SUPPORTED_FSTYPES, CloudConfig, StorageConfig, VolumeLimits
 
 CONFIG_SECTION = "fuxi"
+ATTACH_MODES = ("auto", "baremetal", "nova")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,16 @@ OPTIONS = (
     Option("allowed_fstypes", str, ",".join(SUPPORTED_FSTYPES), "comma-separated -o fstype values accepted"),
     Option("host_ip", str, "", "this host's address as the cloud should see it (default: resolve the hostname)"),
     Option("host_name", str, "", "this host's name in cloud attachments (default: the hostname)"),
+    Option("attach_mode", str, "auto", "how volumes reach this host: baremetal (Cinder attachments "
+           "API + os-brick), nova (through Nova, on a Nova instance) or auto (nova when this host "
+           "has a local instance identity: instance_id, cloud-init, a config drive)"),
+    Option("instance_id", str, "", "this host's Nova instance UUID (default: cloud-init, config "
+           "drive, metadata service, DMI, in that order)"),
+    Option("cloud_init_dir", str, "/var/lib/cloud", "cloud-init's state directory"),
+    Option("config_drive_dir", str, "", "where the config drive is mounted (holds openstack/latest/meta_data.json)"),
+    Option("metadata_url", str, "http://169.254.169.254", "the Nova metadata service"),
+    Option("disk_root", str, "/dev/disk", "where udev makes the by-id/ and by-path/ links of guest disks"),
+    Option("device_timeout", float, 60.0, "seconds to wait for an attached disk to appear in the guest"),
     Option("threads", int, 16, "request threads in the one gunicorn worker"),
     Option("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
@@ -57,7 +68,9 @@ class Settings:
         except KeyError:
             raise AttributeError(name) from None
 
-    def storage_config(self, cloud: CloudConfig | None = None) -> StorageConfig:
+    def storage_config(self, cloud: CloudConfig | None = None, host_defaults=None) -> StorageConfig:
+        """The storage_core config. host_defaults fill host options left unset
+        (devcloud passes its config drive, metadata URL and disk root)."""
         allowed = tuple(f.strip() for f in self.allowed_fstypes.split(",") if f.strip())
         unsupported = [f for f in allowed + (self.default_fstype,) if f not in SUPPORTED_FSTYPES]
         if unsupported:
@@ -83,7 +96,27 @@ class Settings:
             ),
             host_ip=self.host_ip or None,
             host_name=self.host_name or None,
+            device_timeout=self.device_timeout,
+            **self._host_options(host_defaults or {}),
         )
+
+    def _host_options(self, host_defaults) -> dict:
+        if self.attach_mode not in ATTACH_MODES:
+            raise SettingsError(
+                f"attach_mode = {self.attach_mode!r} is not one of: {', '.join(ATTACH_MODES)}"
+            )
+        chosen = {"attach_mode": self.attach_mode}
+        if host_defaults and self.attach_mode == "auto":
+            # On devcloud its emulated guest view always exists, so "auto" would
+            # always pick Nova; the embedded default stays bare metal unless asked.
+            chosen["attach_mode"] = "baremetal"
+        defaults = {o.name: o.default for o in OPTIONS}
+        for name in ("instance_id", "cloud_init_dir", "config_drive_dir", "metadata_url", "disk_root"):
+            value = self.values[name]
+            if value == defaults[name] and name in host_defaults:
+                value = host_defaults[name]
+            chosen[name] = value or None
+        return {k: v for k, v in chosen.items() if v is not None}
 
 
 def argument_parser() -> argparse.ArgumentParser:

@@ -4,9 +4,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from storage_core.errors import ConfigError
+
 SUPPORTED_FSTYPES = ("ext4", "xfs")
 # mkfs.xfs refuses devices under 300 MB; a whole GiB is the smallest volume anyway.
 MIN_SIZE_GB = 1
+
+# How volumes reach this host: through Nova (this host is a Nova instance),
+# through Cinder's attachments API + os-brick, or whichever fits ("auto").
+ATTACH_MODES = ("baremetal", "nova", "auto")
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,33 @@ class StorageConfig:
     create_timeout: float = 110.0
     attach_timeout: float = 110.0
     delete_timeout: float = 55.0
+    attach_mode: str = "auto"
+    # This host's Nova instance UUID; None: find it (cloud-init, config drive,
+    # metadata service, DMI), see storage_core.host.
+    instance_id: str | None = None
+    cloud_init_dir: str = "/var/lib/cloud"
+    # Where the config drive is mounted (holds openstack/latest/meta_data.json);
+    # None: not used, fuxi mounts nothing itself.
+    config_drive_dir: str | None = None
+    metadata_url: str = "http://169.254.169.254"
+    dmi_uuid_path: str = "/sys/class/dmi/id/product_uuid"
+    disk_root: str = "/dev/disk"
+    sysfs_root: str = "/sys"
+    # How long a Nova-attached disk may take to show up in the guest. It is
+    # part of attach_timeout: Nova attach + Cinder "in-use" + this all fit in
+    # attach_timeout, which fits in a caller's 120 s deadline for a mount.
+    device_timeout: float = 60.0
+
+    def __post_init__(self):
+        if self.attach_mode not in ATTACH_MODES:
+            raise ConfigError(
+                f"unknown attach_mode {self.attach_mode!r}; use one of {', '.join(ATTACH_MODES)}"
+            )
+        if not 0 < self.device_timeout < self.attach_timeout:
+            raise ConfigError(
+                f"device_timeout ({self.device_timeout:g} s) must be above 0 and below "
+                f"attach_timeout ({self.attach_timeout:g} s), which also covers the cloud's attach"
+            )
 
     @property
     def effective_mount_root(self) -> str:

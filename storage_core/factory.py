@@ -6,12 +6,15 @@ import openstack
 
 from storage_core.attach.baremetal import BareMetalAttacher
 from storage_core.attach.brick import Brick
+from storage_core.attach.devices import DeviceFinder
+from storage_core.attach.nova import NovaAttacher
 from storage_core.backends.cinder import CinderBackend
+from storage_core.backends.nova import NovaBackend
 from storage_core.config import StorageConfig
 from storage_core.errors import ConfigError
 from storage_core.executor import Executor
 from storage_core.fs import Filesystems
-from storage_core.host import HostIdentity
+from storage_core.host import HostIdentity, InstanceLocator
 from storage_core.service import VolumeService
 from storage_core.state import StateStore
 
@@ -44,6 +47,18 @@ def connect(cloud) -> "openstack.connection.Connection":
         raise ConfigError(f"cannot use cloud {cloud.cloud_name!r}: {exc}") from exc
 
 
+def check_host(config: StorageConfig) -> str:
+    """Fail early (no cloud calls) when this host cannot attach the configured way.
+
+    Returns the attach mode; in nova mode the instance must be identifiable.
+    """
+    locator = InstanceLocator.from_config(config)
+    mode = choose_attach_mode(config, locator)
+    if mode == "nova":
+        locator.find()
+    return mode
+
+
 def build_volume_service(config: StorageConfig, connection=None) -> VolumeService:
     connection = connection or connect(config.cloud)
     executor = Executor()
@@ -52,8 +67,7 @@ def build_volume_service(config: StorageConfig, connection=None) -> VolumeServic
         create_timeout=config.create_timeout,
         delete_timeout=config.delete_timeout,
     )
-    host = HostIdentity.detect(config.host_name, config.host_ip)
-    attacher = BareMetalAttacher(backend, Brick(config.lock_dir), host)
+    attacher = build_attacher(config, connection, backend, executor)
     return VolumeService(
         backend=backend,
         attacher=attacher,
@@ -62,4 +76,46 @@ def build_volume_service(config: StorageConfig, connection=None) -> VolumeServic
         mount_root=config.effective_mount_root,
         limits=config.limits,
         lock_dir=config.lock_dir,
+    )
+
+
+def choose_attach_mode(config: StorageConfig, locator: InstanceLocator) -> str:
+    """Return "baremetal" or "nova"; "auto" picks nova only when local files say this is a Nova instance."""
+    if config.attach_mode != "auto":
+        LOG.info("attach mode %s, as configured", config.attach_mode)
+        return config.attach_mode
+    evidence = locator.local_evidence()
+    if evidence:
+        LOG.info("attach mode nova: %s", evidence)
+        return "nova"
+    LOG.info(
+        "attach mode baremetal: no instance_id, no cloud-init instance in %s, no config drive "
+        "(set attach_mode = nova to attach through Nova anyway)",
+        config.cloud_init_dir,
+    )
+    return "baremetal"
+
+
+def build_attacher(config: StorageConfig, connection, backend, executor):
+    locator = InstanceLocator.from_config(config)
+    if choose_attach_mode(config, locator) == "baremetal":
+        host = HostIdentity.detect(config.host_name, config.host_ip)
+        return BareMetalAttacher(backend, Brick(config.lock_dir), host)
+    # Resolved now, so a host that cannot say which instance it is fails at start, not at a Mount.
+    instance = locator.find()
+    devices = DeviceFinder(
+        executor,
+        disk_root=config.disk_root,
+        sysfs_root=config.sysfs_root,
+        timeout=config.device_timeout,
+        meta_data=locator.meta_data,
+    )
+    return NovaAttacher(
+        NovaBackend(connection),
+        backend,
+        devices,
+        instance.uuid,
+        # One budget: Nova + Cinder get what the guest's disk wait leaves of attach_timeout.
+        in_use_timeout=config.attach_timeout - config.device_timeout,
+        detach_timeout=config.delete_timeout,
     )

@@ -5,14 +5,25 @@ They keep the same contracts as the real adapters (the same errors for the
 same mistakes) and record what was asked of them.
 """
 
+import contextlib
+import ipaddress
 import itertools
+import socket
 import threading
 import uuid
 from datetime import datetime, timezone
 
-from storage_core.errors import AttachError, CommandError, Conflict, FilesystemError, NotFound
+from storage_core.errors import AttachError, CloudError, CommandError, Conflict, FilesystemError, NotFound
 from storage_core.executor import CommandResult
-from storage_core.models import FSTYPE_KEY, OWNER_KEY, OWNER_VALUE, CloudAttachment, CloudVolume, HostAttachment
+from storage_core.models import (
+    FSTYPE_KEY,
+    OWNER_KEY,
+    OWNER_VALUE,
+    CloudAttachment,
+    CloudVolume,
+    HostAttachment,
+    ServerVolumeAttachment,
+)
 
 
 class RecordingExecutor:
@@ -42,11 +53,11 @@ class FakeCinder:
         self._lock = threading.Lock()
         self.calls = []
 
-    def add_volume(self, name, size_gb=1, owned=True, fstype="ext4", status="available"):
+    def add_volume(self, name, size_gb=1, owned=True, fstype="ext4", status="available", multiattach=False):
         metadata = {OWNER_KEY: OWNER_VALUE, FSTYPE_KEY: fstype} if owned else {}
         vol = CloudVolume(
             id=str(uuid.uuid4()), name=name, size_gb=size_gb, status=status,
-            created_at=datetime.now(timezone.utc), metadata=metadata,
+            created_at=datetime.now(timezone.utc), metadata=metadata, multiattach=multiattach,
         )
         self.volumes[vol.id] = vol
         return vol
@@ -166,3 +177,143 @@ class FakeFilesystems:
 
     def is_mounted(self, mountpoint):
         return mountpoint in self.mounted
+
+
+class FakeClock:
+    """A clock that moves only when slept on; at(t, fn) runs fn once time reaches t."""
+
+    def __init__(self, now=0.0):
+        self.now = now
+        self.sleeps = []
+        self._timers = []
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        self.now += seconds
+        due = [t for t in self._timers if t[0] <= self.now]
+        self._timers = [t for t in self._timers if t[0] > self.now]
+        for _, fn in sorted(due, key=lambda t: t[0]):
+            fn()
+
+    def at(self, when, fn):
+        self._timers.append((when, fn))
+
+
+def _version(text):
+    major, minor = text.split(".")
+    return int(major), int(minor)
+
+
+class FakeNova:
+    """Nova's volume attachments over a FakeCinder, with NovaBackend's interface.
+
+    Like Nova it reserves the volume before answering ("attaching"); the
+    volume becomes "in-use" at once, or, with auto_settle=False, when the test
+    calls settle(). on_attach(server_id, volume_id, device) lets a test make
+    the guest's disk appear. The device it reports is deliberately a guess.
+    """
+
+    def __init__(self, cinder, max_microversion="2.89", auto_settle=True):
+        self.cinder = cinder
+        self.max_microversion = max_microversion
+        self.auto_settle = auto_settle
+        self.calls = []
+        self.on_attach = None
+        self.fail_in_compute = False  # the attach fails after Nova answered: back to available
+        self._letters = iter("bcdefghijklmnopqrstuvwxyz")
+        self._attachments = {}  # (server_id, volume_id) -> ServerVolumeAttachment
+
+    def attach_volume(self, server_id, volume_id, multiattach=False):
+        # openstacksdk sends the highest version both sides know; 2.60 is needed for multiattach.
+        self.calls.append(("attach_volume", server_id, volume_id, self.max_microversion))
+        if multiattach and _version(self.max_microversion) < (2, 60):
+            raise CloudError("attaching a multiattach volume needs compute API microversion 2.60")
+        vol = self.cinder.volumes.get(volume_id)
+        if vol is None:
+            raise NotFound(f"volume {volume_id} not found")
+        if (server_id, volume_id) in self._attachments:
+            raise Conflict(f"volume {volume_id} is already attached to server {server_id}")
+        if vol.status != "available" and not (vol.multiattach and vol.status == "in-use"):
+            raise Conflict(f"volume {volume_id} is {vol.status}")
+        att = ServerVolumeAttachment(server_id, volume_id, str(uuid.uuid4()), f"/dev/vd{next(self._letters)}")
+        self._attachments[(server_id, volume_id)] = att
+        others = vol.attachments
+        status = "in-use" if others else "attaching"
+        self.cinder.volumes[volume_id] = _replace(
+            vol, status=status, attachments=others + (CloudAttachment(att.attachment_id, None, server_id),)
+        )
+        if self.fail_in_compute:
+            self._drop(server_id, volume_id)
+        elif self.auto_settle:
+            self.settle(volume_id)
+        if self.on_attach and not self.fail_in_compute:
+            self.on_attach(server_id, volume_id, att.device)
+        return att
+
+    def settle(self, volume_id):
+        """The hypervisor finished: the volume is in-use."""
+        vol = self.cinder.volumes[volume_id]
+        self.cinder.volumes[volume_id] = _replace(vol, status="in-use")
+
+    def detach_volume(self, server_id, volume_id):
+        self.calls.append(("detach_volume", server_id, volume_id))
+        self._drop(server_id, volume_id)
+
+    def _drop(self, server_id, volume_id):
+        if self._attachments.pop((server_id, volume_id), None) is None:
+            return  # already gone: like NovaBackend, not an error
+        vol = self.cinder.volumes.get(volume_id)
+        if vol is None:
+            return
+        left = tuple(a for a in vol.attachments if a.server_id != server_id)
+        self.cinder.volumes[volume_id] = _replace(vol, status="in-use" if left else "available", attachments=left)
+
+    def volume_attachments(self, server_id):
+        self.calls.append(("volume_attachments", server_id))
+        return [a for (s, _), a in self._attachments.items() if s == server_id]
+
+
+class FakeDeviceFinder:
+    """DeviceFinder's interface: answers from a table volume id -> device path, else AttachError."""
+
+    def __init__(self, devices=None):
+        self.devices = dict(devices or {})
+        self.calls = []
+
+    def find(self, volume_id, reported_device=None):
+        self.calls.append((volume_id, reported_device))
+        try:
+            return self.devices[volume_id]
+        except KeyError:
+            raise AttachError(f"the disk of volume {volume_id} did not appear (fake)") from None
+
+
+@contextlib.contextmanager
+def loopback_only():
+    """Within it, connecting a socket anywhere but loopback fails at once.
+
+    A guard for tests of code with real network defaults (the metadata
+    service at 169.254.169.254): a forgotten setting fails the test instead
+    of sending packets off the machine.
+    """
+    original = socket.socket.connect
+
+    def connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            host = address[0]
+            try:
+                loopback = ipaddress.ip_address(host).is_loopback
+            except ValueError:
+                loopback = host == "localhost"
+            if not loopback:
+                raise ConnectionRefusedError(f"test guard: no connections to {host} (loopback only)")
+        return original(sock, address)
+
+    socket.socket.connect = connect
+    try:
+        yield
+    finally:
+        socket.socket.connect = original

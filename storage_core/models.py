@@ -44,6 +44,8 @@ class CloudVolume:
     volume_type: str | None = None
     availability_zone: str | None = None
     attachments: tuple[CloudAttachment, ...] = ()
+    # The volume type allows more than one attachment at a time.
+    multiattach: bool = False
 
     @property
     def owned(self) -> bool:
@@ -52,6 +54,20 @@ class CloudVolume:
     @property
     def fstype(self) -> str | None:
         return self.metadata.get(FSTYPE_KEY)
+
+
+@dataclass(frozen=True)
+class ServerVolumeAttachment:
+    """A volume attached to a Nova server, as Nova reports it.
+
+    `device` is the name Nova guessed (e.g. /dev/vdb); the guest often names
+    the disk otherwise, so it is for logs only, never for finding the disk.
+    """
+
+    server_id: str
+    volume_id: str
+    attachment_id: str | None = None
+    device: str | None = None
 
 
 @dataclass(frozen=True)

@@ -140,12 +140,14 @@ class VolumeService:
     def _attachable_volume(self, name) -> CloudVolume:
         """Look the volume up in the cloud and check that it may be attached here."""
         vol = self._find_owned(name, "attach")
-        if vol.status not in _ATTACHABLE:
+        # A multiattach volume in use elsewhere can be attached here as well.
+        if vol.status not in _ATTACHABLE and not (vol.multiattach and vol.status == "in-use"):
             where = _where(vol)
             raise Conflict(
                 f"volume {name!r} is {vol.status}"
                 + (f" (attached to {where})" if where else "")
                 + "; it can be mounted only when available"
+                + (" or in-use" if vol.multiattach else "")
             )
         return vol
 

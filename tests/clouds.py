@@ -1,9 +1,11 @@
-"""The clouds the suite runs on: our devcloud, and real Keystone + Cinder from PyPI.
+"""The clouds the suite runs on: our devcloud (attaching bare metal, or through
+its emulated Nova), and real Keystone + Cinder from PyPI.
 
 Every functional and e2e test of the Cinder path takes a `cloud_kind`
-parameter, so one suite runs on both (FUXI_CLOUDS=devcloud narrows a local run;
-strict CI runs refuse to narrow it). The real cloud is started once per session
-by contrib/realcloud/realcloud.py; between tests its project is emptied.
+parameter, so one suite runs on all of them (FUXI_CLOUDS=devcloud narrows a
+local run; strict CI runs refuse to narrow it; a test module may name the kinds
+it is about in CLOUD_KINDS). The real cloud is started once per session by
+contrib/realcloud/realcloud.py; between tests its project is emptied.
 """
 
 import json
@@ -18,7 +20,11 @@ import openstack
 from fuxi.devcloud_process import DevcloudProcess
 
 REPO = Path(__file__).resolve().parents[1]
-CLOUD_KINDS = ("devcloud", "realcloud")
+CLOUD_KINDS = ("devcloud", "devcloud-nova", "realcloud")
+# Every plugin the suite starts gets a metadata URL on loopback (a closed port
+# unless devcloud serves it): no test may ever reach the link-local default.
+NO_METADATA_SERVICE = "http://127.0.0.1:9"
+BAREMETAL = {"attach_mode": "baremetal", "metadata_url": NO_METADATA_SERVICE}
 REALCLOUD_SCRIPT = REPO / "contrib" / "realcloud" / "realcloud.py"
 
 
@@ -33,8 +39,10 @@ def selected_cloud_kinds() -> list[str]:
 class Cloud:
     """A cloud the plugin reaches through a clouds.yaml entry, plus an SDK view for checks."""
 
-    def __init__(self, kind, clouds_yaml, cloud_name, volumes_root):
+    def __init__(self, kind, clouds_yaml, cloud_name, volumes_root, plugin_options=None):
         self.kind = kind
+        # fuxi.conf lines this cloud needs beyond `cloud =` (the Nova path's host view).
+        self.plugin_options = dict(plugin_options or {})
         self.clouds_yaml = str(clouds_yaml)
         self.cloud_name = cloud_name
         # Loop devices of this cloud's volumes are backed by files under here.
@@ -76,11 +84,17 @@ def connect(clouds_yaml, cloud_name):
     return openstack.connection.Connection(config=config.get_one(cloud=cloud_name))
 
 
-def start_devcloud(workdir) -> tuple[DevcloudProcess, Cloud]:
+
+def start_devcloud(workdir, nova=False) -> tuple[DevcloudProcess, Cloud]:
+    """devcloud in its own process; with nova=True fuxi attaches through its Nova."""
     workdir = Path(workdir)
     devcloud = DevcloudProcess(str(workdir / "devcloud"), clouds_yaml=str(workdir / "clouds.yaml"))
     devcloud.start()
-    return devcloud, Cloud("devcloud", workdir / "clouds.yaml", "devcloud", workdir / "devcloud")
+    options = {"attach_mode": "nova", **devcloud.host_defaults()} if nova else BAREMETAL
+    kind = "devcloud-nova" if nova else "devcloud"
+    cloud = Cloud(kind, workdir / "clouds.yaml", "devcloud", workdir / "devcloud", options)
+    cloud.devcloud = devcloud.ready  # url, server_id, disk_root ... for tests that steer it
+    return devcloud, cloud
 
 
 class RealCloudStack:
@@ -113,7 +127,9 @@ class RealCloudStack:
         self._run("stop", timeout=300)
 
     def cloud(self, name="realcloud") -> Cloud:
-        return Cloud("realcloud", self.ready["clouds_yaml"], name, self.ready["volumes_dir"])
+        return Cloud(
+            "realcloud", self.ready["clouds_yaml"], name, self.ready["volumes_dir"], BAREMETAL,
+        )
 
     def log_path(self, service) -> Path:
         return self.directory / "logs" / f"{service}.log"

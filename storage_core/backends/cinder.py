@@ -3,10 +3,11 @@
 import logging
 from datetime import datetime, timezone
 
-from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
 from openstack import utils as sdk_utils
 
+from storage_core.backends.sdk_errors import detail as _detail
+from storage_core.backends.sdk_errors import translate_errors as _translate_errors
 from storage_core.errors import CloudError, Conflict, NotFound, Timeout
 from storage_core.models import (
     FSTYPE_KEY,
@@ -25,33 +26,6 @@ ATTACHMENT_CREATE_MICROVERSION = "3.27"
 ATTACHMENT_COMPLETE_MICROVERSION = "3.44"
 
 _FAILED_STATUSES = ("error", "error_deleting", "error_extending")
-
-
-class _translate_errors:
-    """Turn openstacksdk/keystoneauth exceptions into storage_core's tree."""
-
-    def __init__(self, doing):
-        self.doing = doing
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None:
-            return False
-        if isinstance(exc, sdk_exceptions.NotFoundException):
-            raise NotFound(f"{self.doing}: not found in Cinder ({_detail(exc)})") from exc
-        if isinstance(exc, sdk_exceptions.HttpException):
-            raise CloudError(
-                f"{self.doing}: Cinder answered HTTP {exc.status_code}: {_detail(exc)}"
-            ) from exc
-        if isinstance(exc, (sdk_exceptions.SDKException, ks_exceptions.ClientException)):
-            raise CloudError(f"{self.doing}: {exc}") from exc
-        return False
-
-
-def _detail(exc):
-    return getattr(exc, "details", None) or str(exc)
 
 
 def _parse_time(value):
@@ -84,6 +58,7 @@ def _to_cloud_volume(vol) -> CloudVolume:
         volume_type=vol.volume_type,
         availability_zone=vol.availability_zone,
         attachments=attachments,
+        multiattach=bool(vol.is_multiattach),
     )
 
 

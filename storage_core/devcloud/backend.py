@@ -6,8 +6,10 @@ device. Status rules follow Cinder's so clients meet the same refusals:
 
 * volume: ``creating`` -> ``available`` -> ``reserved`` (attachment created
   without a connector) or ``attaching`` (with one: exported) -> ``in-use``
-  (attachment completed) -> ``available`` (last attachment deleted); delete:
-  ``available``/``error`` -> ``deleting`` -> gone.
+  (attachment completed) -> ``detaching`` (Nova's begin_detaching) ->
+  ``available`` (last attachment deleted); delete: ``available``/``error`` ->
+  ``deleting`` -> gone. A multiattach volume may also be reserved again while
+  ``in-use``; its status then follows its most advanced attachment.
 * attachment: ``reserved`` -> ``attaching`` (connector given) -> ``attached``
   (os-complete) -> deleted. Real Cinder answers the create itself with the
   ``reserved`` view even when it has already moved on to ``attaching``.
@@ -29,6 +31,13 @@ LOG = logging.getLogger(__name__)
 GIB = 1024**3
 DELETABLE_STATUSES = ("available", "error", "error_restoring", "error_extending", "error_managing")
 ATTACHABLE_STATUSES = ("available", "downloading")
+# Cinder's _attachment_reserve: a multiattach volume may be reserved in-use too.
+MULTIATTACH_ATTACHABLE_STATUSES = ("available", "in-use", "downloading")
+# The volume status an attachment status stands for; with several
+# attachments the first in this order wins (Cinder's
+# _get_statuses_from_attachments sorts them the same way).
+_STATUS_OF_ATTACHMENTS = (("attached", "in-use"), ("attaching", "attaching"),
+                          ("reserved", "reserved"))
 HOST = "devcloud@local#local"
 
 
@@ -82,7 +91,7 @@ class VolumeService:
     # -- volumes -------------------------------------------------------------
 
     def create_volume(self, project_id, user_id, *, name, description, size, metadata,
-                      volume_type, availability_zone) -> dict:
+                      volume_type, availability_zone, multiattach=False) -> dict:
         now = cinder_time()
         volume = {
             "id": str(uuid.uuid4()),
@@ -96,6 +105,7 @@ class VolumeService:
             "volume_type": volume_type,
             "availability_zone": availability_zone,
             "bootable": False,
+            "multiattach": bool(multiattach),
             "created_at": now,
             "updated_at": None,
             "device": None,  # loop device while exported; not shown by the API
@@ -216,10 +226,12 @@ class VolumeService:
         time.sleep(latency.reserve)
         with self._store.transaction():
             volume = self.get_volume(project_id, volume_id)
-            if volume["status"] not in ATTACHABLE_STATUSES:
+            allowed = (MULTIATTACH_ATTACHABLE_STATUSES if volume.get("multiattach")
+                       else ATTACHABLE_STATUSES)
+            if volume["status"] not in allowed:
                 raise Invalid(
                     f"Invalid volume: Volume {volume_id} status must be "
-                    + " or ".join(ATTACHABLE_STATUSES)
+                    + " or ".join(allowed)
                     + f" to reserve, but the current status is {volume['status']}."
                 )
             attachment = {
@@ -256,8 +268,10 @@ class VolumeService:
                 return
             self._store.delete("attachment", attachment_id)
             volume = self._store.get("volume", attachment["volume_id"])
-            if volume is not None and not self.attachments_of(volume["id"]):
-                self._touch(volume, status="available", device=None)
+            if volume is not None:
+                remaining = self.attachments_of(volume["id"])
+                self._touch(volume, status=_status_from(remaining),
+                            device=volume["device"] if remaining else None)
 
     def update_attachment(self, project_id, attachment_id, connector) -> dict:
         self.get_attachment(project_id, attachment_id)
@@ -326,11 +340,27 @@ class VolumeService:
             remaining = self.attachments_of(volume_id)
             volume = self._store.get("volume", volume_id)
             if volume is not None:
-                if not remaining:
-                    self._touch(volume, status="available", device=None)
-                elif not any(a["connection_info"] for a in remaining):
-                    self._touch(volume, device=None)
+                device = volume["device"]
+                if not any(a["connection_info"] for a in remaining):
+                    device = None
+                self._touch(volume, status=_status_from(remaining), device=device)
             return remaining
+
+    def begin_detaching(self, project_id, volume_id) -> None:
+        """Cinder's os-begin_detaching, as Nova calls it before a detach."""
+        with self._store.transaction():
+            volume = self.get_volume(project_id, volume_id)
+            if volume["status"] != "in-use":
+                raise Invalid("Invalid volume: Unable to detach volume. Volume status must be "
+                              "'in-use' and attach_status must be 'attached' to detach.")
+            self._touch(volume, status="detaching")
+
+    def roll_detaching(self, project_id, volume_id) -> None:
+        """Cinder's os-roll_detaching: a detach failed, the volume stays in use."""
+        with self._store.transaction():
+            volume = self.get_volume(project_id, volume_id)
+            if volume["status"] == "detaching":
+                self._touch(volume, status=_status_from(self.attachments_of(volume_id)))
 
     # -- start-up ------------------------------------------------------------
 
@@ -391,6 +421,15 @@ class VolumeService:
             current = self._store.get("volume", volume["id"])
             if current["device"] != device:
                 self._touch(current, device=device)
+
+
+def _status_from(attachments) -> str:
+    """The volume status its remaining attachments stand for."""
+    statuses = {a["status"] for a in attachments}
+    for attachment_status, volume_status in _STATUS_OF_ATTACHMENTS:
+        if attachment_status in statuses:
+            return volume_status
+    return "available"
 
 
 def metadata_not_found(volume_id, key):

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from storage_core.devcloud import microversion as mv
 from storage_core.devcloud.backend import CinderError, Invalid, NotFound, HOST
 from storage_core.devcloud.faults import apply_fault
-from storage_core.devcloud.web import HttpError, Response, cinder_error
+from storage_core.devcloud.web import HttpError, Response, Route, cinder_error, find_route
 
 LOG = logging.getLogger(__name__)
 
@@ -42,6 +42,17 @@ VOLUME_TYPES = [
         "extra_specs": {"volume_backend_name": "local"},
         "qos_specs_id": None,
     },
+    {
+        # Cinder makes a volume multiattach only through its type's extra spec.
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "devcloud-type-multiattach")),
+        "name": "multiattach",
+        "description": "Volumes that several servers may attach at once (one shared "
+                       "loop device)",
+        "is_public": True,
+        "os-volume-type-access:is_public": True,
+        "extra_specs": {"multiattach": "<is> True"},
+        "qos_specs_id": None,
+    },
 ]
 MAX_LIMIT = 1000  # Cinder's osapi_max_limit
 _UPDATED = "2023-09-29T00:00:00Z"
@@ -62,31 +73,16 @@ def _is_uuid(value) -> bool:
         return False
 
 
+def _is_multiattach_type(vtype) -> bool:
+    # Cinder's scheduler-style "<is> True" boolean extra spec.
+    return str(vtype["extra_specs"].get("multiattach", "")).lower() == "<is> true"
+
+
 def _find_type(name_or_id):
     for vtype in VOLUME_TYPES:
         if name_or_id in (vtype["name"], vtype["id"]):
             return vtype
     return None
-
-
-class _Route:
-    def __init__(self, method, pattern, handler, operation=None, min_version=mv.MIN_VERSION):
-        self.method = method
-        self.pattern = pattern.split("/")
-        self.handler = handler
-        self.operation = operation
-        self.min_version = min_version
-
-    def match(self, parts):
-        if len(parts) != len(self.pattern):
-            return None
-        args = []
-        for want, got in zip(self.pattern, parts):
-            if want == "*":
-                args.append(got)
-            elif want != got:
-                return None
-        return args
 
 
 class BlockStorage:
@@ -97,7 +93,7 @@ class BlockStorage:
         self._identity = identity
         self._faults = faults
         self._base_url = base_url
-        r = _Route
+        r = Route
         self._routes = [
             r("GET", "volumes", self._list_volumes, "volume.list"),
             r("GET", "volumes/detail", self._list_volumes_detail, "volume.list"),
@@ -163,8 +159,8 @@ class BlockStorage:
             if url_project and req.method == "GET":
                 return Response(200, {"version": self._version_doc()})
             return cinder_error(404, _NOT_FOUND)
-        route, args = self._route(req.method, rest)
-        if route is None or version < route.min_version:
+        route, args = find_route(self._routes, req.method, rest)
+        if route is None or (route.min_version and version < route.min_version):
             return cinder_error(404, _NOT_FOUND)
         if url_project is not None and url_project != claims.get("p"):
             return cinder_error(400, "Malformed request url")
@@ -182,15 +178,6 @@ class BlockStorage:
             return cinder_error(exc.status, exc.message)
         except HttpError as exc:
             return exc.response
-
-    def _route(self, method, parts):
-        for route in self._routes:
-            if route.method != method:
-                continue
-            args = route.match(parts)
-            if args is not None:
-                return route, args
-        return None, None
 
     def _version_doc(self):
         return {
@@ -224,8 +211,11 @@ class BlockStorage:
                 raise Invalid(f"Invalid input received: devcloud cannot create a volume "
                               f"from {unsupported}.")
         if body.get("multiattach"):
-            raise Invalid("Invalid input received: multiattach volumes need a volume type "
-                          "with multiattach=\"<is> True\"; devcloud has none.")
+            # Cinder's own words; devcloud's multiattach type is "multiattach".
+            raise Invalid("multiattach parameter has been removed. The default behavior is to "
+                          "use multiattach enabled volume types. Contact your administrator "
+                          "to create a multiattach enabled volume type and use it to create "
+                          "multiattach volumes.")
         type_name = body.get("volume_type") or DEFAULT_VOLUME_TYPE
         vtype = _find_type(type_name)
         if vtype is None:
@@ -236,6 +226,7 @@ class BlockStorage:
         volume = self._service.create_volume(
             ctx.project_id, ctx.user_id, name=name, description=description, size=size,
             metadata=metadata, volume_type=vtype["name"], availability_zone=zone,
+            multiattach=_is_multiattach_type(vtype),
         )
         return Response(202, {"volume": self._volume_detail(ctx, volume)})
 
@@ -469,7 +460,7 @@ class BlockStorage:
             "encrypted": False,
             "replication_status": None,
             "consistencygroup_id": None,
-            "multiattach": False,
+            "multiattach": bool(volume.get("multiattach", False)),
             "migration_status": None,
             "os-vol-tenant-attr:tenant_id": volume["project_id"],
             # The devcloud user is admin, and Cinder shows admins these too.

@@ -2,7 +2,9 @@
 
 Supervisors and out-of-process tests wait for ``--ready-file`` to appear: it
 is written (atomically) only once the cloud listens, and holds the URL, the
-pid and the clouds.yaml entry to use.
+pid and the clouds.yaml entry to use, plus the emulated Nova guest's view:
+its server id and name, where its disk links and config drive are, and the
+metadata service URL.
 """
 
 import argparse
@@ -16,6 +18,7 @@ import threading
 
 import yaml
 
+from storage_core.devcloud.hypervisor import DEFAULT_SERVER_NAME
 from storage_core.devcloud.latency import PROFILES, LatencyProfile
 from storage_core.devcloud.server import DevCloud
 
@@ -53,10 +56,17 @@ def _remove(path):
         pass
 
 
+def _seconds(text):
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return value
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="fuxi-devcloud",
-        description="A small OpenStack-compatible cloud (Keystone v3 + Cinder v3) "
+        description="A small OpenStack-compatible cloud (Keystone v3, Cinder v3, Nova v2.1) "
         "serving loop-device volumes on loopback.",
     )
     parser.add_argument("--state-dir", required=True, help="where volumes and state live")
@@ -67,7 +77,34 @@ def build_parser():
     parser.add_argument("--clouds-yaml", help="clouds.yaml to write for this cloud")
     parser.add_argument("--cloud-name", default="devcloud")
     parser.add_argument("--log-level", default="INFO")
+    guest = parser.add_argument_group("emulated Nova host", "the server fuxi runs on, as a guest")
+    guest.add_argument("--server-name", default=DEFAULT_SERVER_NAME,
+                       help="name of the local server (created once)")
+    guest.add_argument("--disk-root", help="the guest's /dev/disk (default: STATE_DIR/dev-disk)")
+    guest.add_argument("--config-drive-dir",
+                       help="where the config drive is (default: STATE_DIR/config-drive; "
+                            "'' for none)")
+    guest.add_argument("--link-delay", type=_seconds, default=0.0,
+                       help="seconds udev takes to make a new disk's links")
+    guest.add_argument("--no-by-id-links", dest="by_id_links", action="store_false",
+                       help="udev makes by-path links only")
+    guest.add_argument("--lie-about-device", action="store_true",
+                       help="Nova reports /dev/vdb for every attached volume")
     return parser
+
+
+def ready_info(cloud) -> dict:
+    """What the ready file announces (besides the pid)."""
+    server = cloud.local_server()
+    return {
+        "url": cloud.url,
+        "cloud": cloud.cloud_config(),
+        "server_id": server["id"],
+        "server_name": server["name"],
+        "disk_root": cloud.disk_root,
+        "config_drive_dir": cloud.config_drive_dir,
+        "metadata_url": cloud.metadata_url,
+    }
 
 
 def main(argv=None) -> int:
@@ -89,15 +126,21 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    cloud = DevCloud(
-        args.state_dir,
-        host=args.host,
-        port=args.port,
-        latency=LatencyProfile.named(args.latency_profile),
-    )
     try:
+        cloud = DevCloud(
+            args.state_dir,
+            host=args.host,
+            port=args.port,
+            latency=LatencyProfile.named(args.latency_profile),
+            server_name=args.server_name,
+            disk_root=args.disk_root,
+            config_drive_dir=args.config_drive_dir,
+            link_delay=args.link_delay,
+            create_by_id_links=args.by_id_links,
+            lie_about_device=args.lie_about_device,
+        )
         cloud.start()
-    except (OSError, RuntimeError) as exc:
+    except (OSError, RuntimeError, ValueError, TypeError) as exc:
         print(f"fuxi-devcloud: cannot start: {exc}", file=sys.stderr)
         return 1
     try:
@@ -110,8 +153,7 @@ def main(argv=None) -> int:
         if args.ready_file:
             write_atomically(
                 args.ready_file,
-                json.dumps({"url": cloud.url, "pid": os.getpid(),
-                            "cloud": cloud.cloud_config()}, indent=2) + "\n",
+                json.dumps({"pid": os.getpid(), **ready_info(cloud)}, indent=2) + "\n",
             )
         print(f"devcloud listening on {cloud.url}", flush=True)
         while not stop.wait(1.0):

@@ -1,4 +1,4 @@
-"""``/devcloud/...``: health and test knobs for out-of-process tests.
+"""``/devcloud/...``: health, test knobs and extra servers for out-of-process tests.
 
 Not part of any OpenStack API. There is no authentication: devcloud listens on
 loopback by default and these knobs only make it fail or slow down on purpose.
@@ -42,4 +42,43 @@ class Control:
                 except (ValueError, TypeError) as exc:
                     return _error(400, str(exc))
                 return Response(200, {"latency": self._cloud.latency.to_dict()})
+        if parts == ["hypervisor"]:
+            return self._hypervisor(req)
+        if parts == ["servers"]:
+            return self._servers(req)
         return _error(404, "The resource could not be found.")
+
+    def _hypervisor(self, req):
+        cloud = self._cloud
+        if req.method == "GET":
+            return Response(200, {"hypervisor": cloud.hypervisor_options.to_dict()})
+        if req.method == "PUT":
+            # Partial updates: only the fields given change.
+            try:
+                cloud.hypervisor_options = cloud.hypervisor_options.updated(req.json())
+            except (ValueError, TypeError) as exc:
+                return _error(400, str(exc))
+            return Response(200, {"hypervisor": cloud.hypervisor_options.to_dict()})
+        return _error(405, "Method not allowed.")
+
+    def _servers(self, req):
+        if req.method == "GET":
+            local = self._cloud.local_server()["id"]
+            servers = [_server(s, local) for s in self._cloud.servers()]
+            return Response(200, {"servers": servers})
+        if req.method == "POST":
+            try:
+                body = req.json()
+            except ValueError as exc:
+                return _error(400, f"expected a JSON object: {exc}")
+            name = body.get("name") if isinstance(body, dict) else None
+            if not isinstance(name, str) or not 1 <= len(name) <= 255:
+                return _error(400, "a server needs a \"name\" of 1-255 characters")
+            server = self._cloud.create_server(name)
+            return Response(201, {"server": _server(server, None)})
+        return _error(405, "Method not allowed.")
+
+
+def _server(record, local_id):
+    return {"id": record["id"], "name": record["name"], "host": record["host"],
+            "local": record["id"] == local_id or bool(record.get("local"))}

@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 
 from storage_core.devcloud.web import ResetConnection, Response
 
-#: Every operation a fault can be armed for (see cinder.py / keystone.py for
-#: which request is which).
+#: Every operation a fault can be armed for (see cinder.py / keystone.py /
+#: nova.py for which request is which).
 OPERATIONS = (
     "auth.token",
     "volume.create",
@@ -26,6 +26,12 @@ OPERATIONS = (
     "attachment.update",
     "attachment.complete",
     "attachment.delete",
+    "server.get",
+    "server.list",
+    "volume_attachment.create",
+    "volume_attachment.get",
+    "volume_attachment.list",
+    "volume_attachment.delete",
 )
 
 

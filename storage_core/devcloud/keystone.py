@@ -103,10 +103,12 @@ class Identity:
             }
 
         # Both block-storage and volumev3: older clients look up the latter.
+        # Compute without a project id in its URL, as devstack registers it.
         return [
             service("identity", "keystone", f"{base}/identity"),
             service("block-storage", "cinder", volume_url),
             service("volumev3", "cinderv3", volume_url),
+            service("compute", "nova", f"{base}/compute/v2.1"),
         ]
 
     def _domain(self):

@@ -1,9 +1,11 @@
-"""Cinder's microversion rules: which version a request asked for.
+"""Microversion rules: which version a request asked for (Cinder, and Nova).
 
 Clients (keystoneauth) send ``OpenStack-API-Version: volume 3.X``; old clients
 send ``X-OpenStack-Volume-API-Version: 3.X``. No header means the minimum,
 3.0, exactly as Cinder does - so a client that forgets to ask for 3.27 gets a
 404 on the attachments API here just as it would against a real cloud.
+Nova's rules are the same with ``compute 2.X`` and
+``X-OpenStack-Nova-API-Version`` (see nova.py).
 """
 
 import re
@@ -76,39 +78,72 @@ def _header(headers, name):
     return value
 
 
-def requested_text(headers) -> str | None:
-    """The version string asked for, or None when the request names none."""
-    value = _header(headers, HEADER)
-    if value:
-        # "volume 3.27" or a list like "compute 2.1, volume 3.27"; entries for
-        # other services are not ours to judge.
-        for entry in value.split(","):
-            parts = entry.strip().split(None, 1)
-            if len(parts) == 2 and parts[0].lower() == SERVICE:
-                return parts[1].strip()
+@dataclass(frozen=True)
+class Negotiator:
+    """One service's microversion rules (Cinder and Nova share the scheme).
+
+    ``echo_legacy``: Nova also answers with its legacy header; Cinder does not.
+    """
+
+    service: str
+    legacy_header: str
+    min_version: APIVersion
+    max_version: APIVersion
+    echo_legacy: bool = False
+
+    def requested_text(self, headers) -> str | None:
+        """The version string asked for, or None when the request names none."""
+        value = _header(headers, HEADER)
+        if value:
+            # "volume 3.27" or a list like "compute 2.1, volume 3.27"; entries
+            # for other services are not ours to judge.
+            for entry in value.split(","):
+                parts = entry.strip().split(None, 1)
+                if len(parts) == 2 and parts[0].lower() == self.service:
+                    return parts[1].strip()
+            return None
+        legacy = _header(headers, self.legacy_header)
+        if legacy:
+            return legacy.strip()
         return None
-    legacy = _header(headers, LEGACY_HEADER)
-    if legacy:
-        return legacy.strip()
-    return None
+
+    def negotiate(self, headers) -> APIVersion:
+        """The version to serve this request at; raises VersionError like the service."""
+        text = self.requested_text(headers)
+        if text is None:
+            return self.min_version
+        if text.lower() == "latest":
+            return self.max_version
+        version = APIVersion.parse(text)
+        if not self.min_version <= version <= self.max_version:
+            raise VersionError(
+                406,
+                f"Version {version} is not supported by the API. "
+                f"Minimum is {self.min_version} and maximum is {self.max_version}.",
+            )
+        return version
+
+    def response_headers(self, version: APIVersion) -> dict:
+        headers = {HEADER: f"{self.service} {version}"}
+        if self.echo_legacy:
+            headers[self.legacy_header] = str(version)
+            headers["Vary"] = f"{HEADER}, {self.legacy_header}"
+        else:
+            headers["Vary"] = HEADER
+        return headers
+
+
+VOLUME = Negotiator(SERVICE, LEGACY_HEADER, MIN_VERSION, MAX_VERSION)
+
+
+def requested_text(headers) -> str | None:
+    return VOLUME.requested_text(headers)
 
 
 def negotiate(headers) -> APIVersion:
-    """The version to serve this request at; raises VersionError like Cinder."""
-    text = requested_text(headers)
-    if text is None:
-        return MIN_VERSION
-    if text.lower() == "latest":
-        return MAX_VERSION
-    version = APIVersion.parse(text)
-    if not MIN_VERSION <= version <= MAX_VERSION:
-        raise VersionError(
-            406,
-            f"Version {version} is not supported by the API. "
-            f"Minimum is {MIN_VERSION} and maximum is {MAX_VERSION}.",
-        )
-    return version
+    """The Cinder version to serve this request at; raises VersionError like Cinder."""
+    return VOLUME.negotiate(headers)
 
 
 def response_headers(version: APIVersion) -> dict:
-    return {HEADER: f"{SERVICE} {version}", "Vary": HEADER}
+    return VOLUME.response_headers(version)

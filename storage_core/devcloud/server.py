@@ -1,8 +1,10 @@
-"""DevCloud: Keystone + Cinder on one loopback port, devstack-style paths.
+"""DevCloud: Keystone, Cinder and Nova on one loopback port, devstack-style paths.
 
-``/identity`` is Keystone v3, ``/volume`` is Cinder v3, ``/devcloud`` holds
-test knobs. Serving is the standard library's ThreadingHTTPServer: devcloud
-must start in milliseconds inside any test and pull in no web framework.
+``/identity`` is Keystone v3, ``/volume`` is Cinder v3, ``/compute`` is Nova
+v2.1, ``/openstack`` is the metadata service of the local server (the host
+fuxi runs on, emulated as a Nova guest), ``/devcloud`` holds test knobs.
+Serving is the standard library's ThreadingHTTPServer: devcloud must start
+in milliseconds inside any test and pull in no web framework.
 """
 
 import fcntl
@@ -17,8 +19,14 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from storage_core.devcloud.backend import VolumeService
 from storage_core.devcloud.cinder import BlockStorage
+from storage_core.devcloud.compute import ComputeService
 from storage_core.devcloud.control import Control
 from storage_core.devcloud.faults import FaultInjector
+from storage_core.devcloud.hypervisor import (
+    DEFAULT_SERVER_NAME,
+    Hypervisor,
+    HypervisorOptions,
+)
 from storage_core.devcloud.keystone import (  # noqa: F401  (re-exported constants)
     DEFAULT_DOMAIN_NAME,
     DEFAULT_PASSWORD,
@@ -29,6 +37,8 @@ from storage_core.devcloud.keystone import (  # noqa: F401  (re-exported constan
 )
 from storage_core.devcloud.latency import LatencyProfile
 from storage_core.devcloud.loopdev import LoopDevices
+from storage_core.devcloud.metadata import MetadataService
+from storage_core.devcloud.nova import Compute
 from storage_core.devcloud.store import Store
 from storage_core.devcloud.tasks import Scheduler
 from storage_core.devcloud.web import Request, ResetConnection, Response, cinder_error
@@ -41,16 +51,27 @@ VOLUMES_DIR = "volumes"
 
 
 class DevCloud:
-    """An OpenStack-compatible cloud (Keystone + Cinder) over HTTP on loopback.
+    """An OpenStack-compatible cloud (Keystone + Cinder + Nova) over HTTP on loopback.
 
     State lives in ``state_dir`` and survives restarts and crashes. ``port=0``
     picks a free port at the first start; later starts reuse it so clients'
     catalog URLs stay valid.
+
+    The keyword-only arguments shape the emulated hypervisor and the local
+    guest (see :class:`HypervisorOptions`); ``hypervisor_options`` changes
+    them while running.
     """
 
     def __init__(self, state_dir, host="127.0.0.1", port=0, latency=None, faults=None,
-                 executor=None):
+                 executor=None, *, server_name=DEFAULT_SERVER_NAME, disk_root=None,
+                 config_drive_dir=None, link_delay=0.0, create_by_id_links=True,
+                 lie_about_device=False):
         self.state_dir = os.path.abspath(os.fspath(state_dir))
+        self._hypervisor_options = HypervisorOptions(
+            server_name=server_name, disk_root=disk_root, config_drive_dir=config_drive_dir,
+            link_delay=link_delay, create_by_id_links=create_by_id_links,
+            lie_about_device=lie_about_device,
+        ).resolved(self.state_dir)
         self.host = host
         self.port = port
         self.latency = LatencyProfile.coerce(latency)
@@ -62,6 +83,7 @@ class DevCloud:
         self._lock_fd = None
         self._store = None
         self._scheduler = None
+        self._compute = None
 
     # -- addresses and credentials -----------------------------------------
 
@@ -104,6 +126,57 @@ class DevCloud:
     def running(self) -> bool:
         return self._server is not None
 
+    # -- the emulated hypervisor and guest -----------------------------------
+
+    @property
+    def hypervisor_options(self) -> HypervisorOptions:
+        """The hypervisor's behaviour, directories resolved to absolute paths."""
+        return self._hypervisor_options
+
+    @hypervisor_options.setter
+    def hypervisor_options(self, options: HypervisorOptions):
+        old = self._hypervisor_options
+        self._hypervisor_options = options.resolved(self.state_dir)
+        if self._compute is not None:
+            new = self._hypervisor_options
+            if new.server_name != old.server_name:
+                self._compute.ensure_local_server(new.server_name)
+            self._compute.sync_guest(old_disk_root=old.disk_root)
+
+    @property
+    def disk_root(self) -> str:
+        """Where the local guest's by-id/by-path links are (its /dev/disk)."""
+        return self._hypervisor_options.disk_root
+
+    @property
+    def config_drive_dir(self) -> str:
+        """Where the config drive is "mounted"; "" when there is none."""
+        return self._hypervisor_options.config_drive_dir
+
+    @property
+    def metadata_url(self) -> str:
+        """Base URL of the metadata service (its paths start /openstack)."""
+        return self.url
+
+    def local_server(self) -> dict:
+        """The server record (id, name, ...) of the host fuxi runs on."""
+        self._require_running()
+        return dict(self._compute.ensure_local_server(self._hypervisor_options.server_name))
+
+    def servers(self) -> list[dict]:
+        """Every server of the cloud, newest first."""
+        self._require_running()
+        return [dict(s) for s in self._compute.list_servers()]
+
+    def create_server(self, name) -> dict:
+        """Another server (another guest, on a compute host of its own)."""
+        self._require_running()
+        return dict(self._compute.create_server(name))
+
+    def _require_running(self):
+        if self._compute is None:
+            raise RuntimeError("DevCloud is not running: call start() first")
+
     # -- lifecycle -----------------------------------------------------------
 
     def start(self) -> "DevCloud":
@@ -135,13 +208,26 @@ class DevCloud:
             self._scheduler,
             lambda: self.latency,
         )
+        self._compute = ComputeService(
+            self._store,
+            self._backend,
+            Hypervisor(lambda: self._hypervisor_options),
+            self._scheduler,
+            lambda: self._hypervisor_options,
+            self._identity.project_id,
+            self._identity.user_id,
+        )
         self._apps = (
             ("/identity", self._identity.handle),
             ("/volume", BlockStorage(self._backend, self._identity, self.faults,
                                      lambda: self.url).handle),
+            ("/compute", Compute(self._compute, self._identity, self.faults,
+                                 lambda: self.url).handle),
+            ("/openstack", MetadataService(self._compute).handle),
             ("/devcloud", Control(self).handle),
         )
         self._backend.recover()
+        self._compute.recover(self._hypervisor_options.server_name)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
             name=f"devcloud-{self.port}", daemon=True,
@@ -162,6 +248,9 @@ class DevCloud:
             self._server.drop_connections()
             self._server.wait_idle(timeout=10)
             self._server = None
+        if self._compute is not None:
+            self._compute.stop()  # before the store closes under its jobs
+            self._compute = None
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None

@@ -1,4 +1,4 @@
-"""The "volume service": runs status transitions later, off the HTTP threads.
+"""Background work: status transitions later, off the HTTP threads.
 
 Cinder answers a create with ``creating`` and finishes in the background; the
 same happens here. Jobs are not persisted: whatever was pending when devcloud
@@ -59,3 +59,48 @@ class Scheduler:
                 fn(*args)
             except Exception:  # a failed job must not kill the service
                 LOG.exception("devcloud background job %s failed", getattr(fn, "__name__", fn))
+
+
+class Workers:
+    """One thread per job, for jobs that sleep through several steps.
+
+    Nova's compute manager works on many attachments at once: one slow
+    attach (latency, a long link_delay) must not hold up the others, as it
+    would on the single Scheduler thread. Jobs are not persisted either; the
+    compute service finds unfinished ones by status at start-up.
+    """
+
+    def __init__(self, name="devcloud-compute"):
+        self._name = name
+        self._lock = threading.Lock()
+        self._threads = set()
+        #: set by stop(); long jobs check it between steps
+        self.stopping = threading.Event()
+
+    def spawn(self, fn, *args) -> None:
+        with self._lock:
+            if self.stopping.is_set():
+                return
+            thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
+                                      name=f"{self._name}-{getattr(fn, '__name__', 'job')}")
+            self._threads.add(thread)
+        thread.start()
+
+    def _run(self, fn, args):
+        try:
+            fn(*args)
+        except Exception:  # a failed job must not go unnoticed, nor kill anything
+            LOG.exception("devcloud job %s%r failed", getattr(fn, "__name__", fn), args)
+        finally:
+            with self._lock:
+                self._threads.discard(threading.current_thread())
+
+    def stop(self, timeout=10.0) -> None:
+        """Let running jobs reach a safe point; new ones are refused."""
+        self.stopping.set()
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))

@@ -1,4 +1,4 @@
-"""Plain request/response values shared by the Keystone and Cinder emulations.
+"""Plain request/response values shared by the Keystone, Cinder and Nova emulations.
 
 The HTTP server (server.py) turns each HTTP request into a :class:`Request`
 and writes back whatever :class:`Response` the service returns, so the service
@@ -65,6 +65,43 @@ class Response:
             return self.body.encode("utf-8"), headers
         headers.setdefault("Content-Type", "application/json")
         return json.dumps(self.body).encode("utf-8"), headers
+
+
+class Route:
+    """One API call: method, path pattern (``*`` matches one segment), handler.
+
+    ``operation`` names it for fault injection; ``min_version`` is the
+    microversion it appeared at (None: always there).
+    """
+
+    def __init__(self, method, pattern, handler, operation=None, min_version=None):
+        self.method = method
+        self.pattern = pattern.split("/")
+        self.handler = handler
+        self.operation = operation
+        self.min_version = min_version
+
+    def match(self, parts):
+        """The ``*`` segments of ``parts`` if they match, else None."""
+        if len(parts) != len(self.pattern):
+            return None
+        args = []
+        for want, got in zip(self.pattern, parts):
+            if want == "*":
+                args.append(got)
+            elif want != got:
+                return None
+        return args
+
+
+def find_route(routes, method, parts):
+    """(route, args) of the first route matching, or (None, None)."""
+    for route in routes:
+        if route.method == method:
+            args = route.match(parts)
+            if args is not None:
+                return route, args
+    return None, None
 
 
 class HttpError(Exception):

@@ -272,10 +272,16 @@ def fuxi_plugin(docker, tmp_path_factory, cloud_kind, request):
     workdir = tmp_path_factory.mktemp(f"fuxi-e2e-{cloud_kind}")
     if cloud_kind == "devcloud":
         plugin = FuxiPlugin(workdir)
+    elif cloud_kind == "devcloud-nova":
+        # The embedded devcloud, attaching through its emulated Nova and guest udev.
+        config = workdir / "fuxi.conf"
+        config.write_text("[fuxi]\nattach_mode = nova\n")
+        plugin = FuxiPlugin(workdir, ["--devcloud", "--config-file", str(config)])
     else:
         cloud = request.getfixturevalue("realcloud_stack").cloud()
         config = workdir / "fuxi.conf"
-        config.write_text(f"[fuxi]\ncloud = {cloud.cloud_name}\n")
+        options = {"cloud": cloud.cloud_name, **cloud.plugin_options}
+        config.write_text("[fuxi]\n" + "".join(f"{k} = {v}\n" for k, v in options.items()))
         plugin = FuxiPlugin(workdir, ["--config-file", str(config)], env=cloud.env(), volumes_root=cloud.root)
     plugin.start()
     # Volumes of driver fuxi that an interrupted earlier run left in dockerd's

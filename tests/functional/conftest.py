@@ -10,8 +10,8 @@ from tests.functional.harness import PluginProcess, loop_devices_backed_by, moun
 @pytest.fixture
 def cloud(cloud_kind, tmp_path, request):
     """The cloud of this parametrisation, empty at the start of the test."""
-    if cloud_kind == "devcloud":
-        devcloud, cloud = start_devcloud(tmp_path)
+    if cloud_kind.startswith("devcloud"):
+        devcloud, cloud = start_devcloud(tmp_path, nova=cloud_kind == "devcloud-nova")
     else:
         devcloud, cloud = None, request.getfixturevalue("realcloud_stack").cloud()
         cloud.empty_project()  # whatever an interrupted earlier run left
@@ -32,13 +32,14 @@ def cloud(cloud_kind, tmp_path, request):
 def plugin_factory(tmp_path, cloud):
     started = []
 
-    def make(workdir=None, extra_config="", cloud_name=None):
+    def make(workdir=None, options=None, cloud_name=None):
+        """A fuxi-server on this cloud; `options` add to or override fuxi.conf lines."""
         workdir = workdir or tmp_path / "host"
         os.makedirs(workdir, exist_ok=True)
+        settings = {"cloud": cloud_name or cloud.cloud_name, "max_size_gb": 10,
+                    **cloud.plugin_options, **(options or {})}
         config = workdir / "fuxi.conf"
-        config.write_text(
-            f"[fuxi]\ncloud = {cloud_name or cloud.cloud_name}\nmax_size_gb = 10\n{extra_config}"
-        )
+        config.write_text("[fuxi]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))
         plugin = PluginProcess(workdir, ["--config-file", str(config)], env=cloud.env())
         started.append(plugin)
         return plugin

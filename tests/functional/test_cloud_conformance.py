@@ -8,6 +8,9 @@ import json
 import uuid
 
 
+# Cinder's own behaviour: the attach path fuxi takes does not matter here.
+CLOUD_KINDS = ("devcloud", "realcloud")
+
 CONNECTOR = {"platform": "x86_64", "os_type": "linux", "ip": "127.0.0.1", "host": "conformance",
              "multipath": False, "enforce_multipath": False, "do_local_attach": False}
 DELETE_REFUSED = (

@@ -96,3 +96,23 @@ def test_devcloud_mode_keeps_volumes_across_kill_9(tmp_path):
     for dev in leaked:
         subprocess.run(["losetup", "-d", dev], check=False)
     assert leaked == []
+
+
+def test_nova_mode_without_an_instance_identity_refuses_to_start(tmp_path):
+    config = tmp_path / "fuxi.conf"
+    config.write_text(
+        "[fuxi]\ncloud = nowhere\nattach_mode = nova\nmetadata_url = http://127.0.0.1:9\n"
+        f"cloud_init_dir = {tmp_path}/no-cloud-init\n"
+    )
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  nowhere:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n"
+                      "      username: u\n      password: p\n      project_name: p\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env["OS_CLIENT_CONFIG_FILE"] = str(clouds)
+    result = subprocess.run(
+        [sys.executable, "-m", "fuxi.server", "--config-file", str(config),
+         "--socket", str(tmp_path / "s.sock"), "--state-dir", str(tmp_path / "state")],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "instance_id" in result.stderr and "Traceback" not in result.stderr

@@ -32,7 +32,7 @@ def test_cli_subprocess_end_to_end(tmp_path, monkeypatch):
     process, info = start_subprocess(tmp_path / "state", ready,
                                      "--clouds-yaml", clouds_yaml, "--cloud-name", "mycloud")
     try:
-        assert set(info) == {"url", "pid", "cloud"}
+        assert {"url", "pid", "cloud"} <= set(info)
         assert info["pid"] == process.pid
         assert info["url"].startswith("http://127.0.0.1:")
         cloud = info["cloud"]

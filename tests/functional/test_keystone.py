@@ -9,7 +9,10 @@ import time
 import pytest
 import yaml
 
+from tests.clouds import BAREMETAL
 from tests.functional.harness import PluginProcess, loop_devices_backed_by, mounted_under
+
+ATTACH = "".join(f"{k} = {v}\n" for k, v in BAREMETAL.items())
 
 AUTH_KINDS = {
     "realcloud": "password",
@@ -50,9 +53,9 @@ def start_plugin(realcloud, tmp_path):
         config = workdir / "fuxi.conf"
         if cloud_name == "realcloud-appcred":
             env["OS_CLOUD"] = cloud_name
-            config.write_text(f"[fuxi]\nlog_level = {log_level}\n")
+            config.write_text(f"[fuxi]\nlog_level = {log_level}\n{ATTACH}")
         else:
-            config.write_text(f"[fuxi]\ncloud = {cloud_name}\nlog_level = {log_level}\n")
+            config.write_text(f"[fuxi]\ncloud = {cloud_name}\nlog_level = {log_level}\n{ATTACH}")
         plugin = PluginProcess(workdir, ["--config-file", str(config)], env=env)
         started.append(plugin)
         return plugin.start()

@@ -1,0 +1,138 @@
+"""Attach Cinder volumes to this host when it is a Nova instance: through Nova.
+
+Nova attaches the volume to the server; the hypervisor then adds a disk to
+the guest. Three parties, so three things to wait for, in order: Nova accepts
+(journaled at once, so a crash leaves a record to undo), Cinder reports the
+volume in-use for this server, and the disk shows up here under its serial.
+If a later step fails, the volume is detached again before the error is
+raised: a failed attach leaves nothing attached.
+"""
+
+import logging
+
+from storage_core.errors import CloudError, Conflict, NotFound, StorageError
+from storage_core.models import CloudVolume, HostAttachment
+from storage_core.waits import Clock, wait_until
+
+LOG = logging.getLogger(__name__)
+
+DRIVER_VOLUME_TYPE = "nova"
+# Nova reserves the volume before it answers, so "available" while we wait
+# for "in-use" means Nova gave up. A short grace covers clouds whose status
+# lags the answer.
+AVAILABLE_GRACE = 5.0
+
+
+def _failed(status) -> bool:
+    # error, error_attaching, error_detaching, error_deleting ...: Cinder will not move on by itself.
+    return str(status).startswith("error")
+
+
+class NovaAttacher:
+    mode = "nova"
+
+    def __init__(
+        self, nova, cinder, devices, server_id, clock=None, in_use_timeout=50.0, detach_timeout=55.0
+    ):
+        self._nova = nova
+        self._cinder = cinder
+        self._devices = devices
+        self._server_id = server_id
+        self._clock = clock or Clock()
+        self._in_use_timeout = in_use_timeout
+        self._detach_timeout = detach_timeout
+
+    def attach(self, volume: CloudVolume, journal) -> HostAttachment:
+        """Attach `volume` to this instance; call journal(HostAttachment) once Nova accepted."""
+        # Fresh from Cinder: the caller's copy may be a remembered one without status.
+        current = self._cinder.get(volume.id)
+        mine = [a for a in current.attachments if a.server_id == self._server_id]
+        others = [a for a in current.attachments if a.server_id != self._server_id]
+        if others and not current.multiattach:
+            where = ", ".join(sorted({a.server_id or a.host_name or a.attachment_id for a in others}))
+            raise Conflict(
+                f"volume {current.name!r} ({current.id}) is attached to {where}; it is not a "
+                "multiattach volume, so detach it there first"
+            )
+        if mine:
+            # Already attached here (e.g. we stopped between Nova's answer and our
+            # journal): adopt it instead of asking Nova twice.
+            LOG.warning("volume %s is already attached to this instance; adopting it", current.id)
+            attachment_id, nova_device = mine[0].attachment_id, None
+        else:
+            answer = self._nova.attach_volume(self._server_id, current.id, multiattach=current.multiattach)
+            attachment_id, nova_device = answer.attachment_id, answer.device
+        pending = HostAttachment(
+            current.id,
+            # Nova before 2.89 names no attachment; the volume id is its key there.
+            attachment_id or current.id,
+            {"driver_volume_type": DRIVER_VOLUME_TYPE, "server_id": self._server_id, "nova_device": nova_device},
+        )
+        try:
+            journal(pending)
+            self._wait_in_use(current)
+            device = self._devices.find(current.id, reported_device=nova_device)
+        except Exception:
+            # Anything (a full state disk too) must not leave the volume attached unrecorded.
+            self._undo(pending)
+            raise
+        LOG.info("volume %s attached through Nova at %s", current.id, device)
+        return HostAttachment(pending.volume_id, pending.attachment_id, pending.connection_info, device)
+
+    def detach(self, attachment: HostAttachment) -> None:
+        server_id = attachment.connection_info.get("server_id") or self._server_id
+        self._nova.detach_volume(server_id, attachment.volume_id)
+        self._wait_detached(attachment.volume_id, server_id, self._detach_timeout)
+        LOG.info("volume %s detached from instance %s", attachment.volume_id, server_id)
+
+    # -- waits ----------------------------------------------------------
+
+    def _wait_in_use(self, volume: CloudVolume) -> None:
+        start = self._clock.monotonic()
+
+        def check():
+            vol = self._cinder.get(volume.id)
+            if _failed(vol.status):
+                raise CloudError(
+                    f"volume {vol.name!r} ({vol.id}) went to status {vol.status!r} while Nova "
+                    "attached it; see the nova-compute and cinder-volume logs"
+                )
+            ours = any(a.server_id == self._server_id for a in vol.attachments)
+            # A multiattach volume is in-use already if others hold it: wait for ours.
+            if vol.status == "in-use" and (ours or not vol.multiattach):
+                return True
+            if vol.status == "available" and self._clock.monotonic() - start >= AVAILABLE_GRACE:
+                raise CloudError(
+                    f"Nova accepted volume {vol.id} for instance {self._server_id}, but the volume "
+                    "went back to available: the attach failed in nova-compute; see its logs"
+                )
+            return False
+
+        wait_until(check, self._in_use_timeout, f"volume {volume.id} to be in-use", self._clock, check_first=False)
+
+    def _wait_detached(self, volume_id, server_id, timeout) -> None:
+        def check():
+            try:
+                vol = self._cinder.get(volume_id)
+            except NotFound:
+                return True  # gone altogether
+            if _failed(vol.status):
+                raise CloudError(f"detaching volume {volume_id} failed: Cinder reports status {vol.status!r}")
+            if vol.status == "available":
+                return True
+            # Multiattach, or someone attached it anew: enough that our server let go.
+            ours = any(a.server_id == server_id for a in vol.attachments)
+            return not ours and vol.status != "detaching"
+
+        wait_until(check, timeout, f"volume {volume_id} to be detached from {server_id}", self._clock)
+
+    def _undo(self, pending: HostAttachment) -> None:
+        """Detach what this attach started; report, do not raise: the first error is the one to tell."""
+        try:
+            self.detach(pending)
+        except StorageError:
+            LOG.exception(
+                "could not detach volume %s from instance %s after a failed attach; "
+                "it stays journaled and is detached at the next mount or remove",
+                pending.volume_id, self._server_id,
+            )
