@@ -12,25 +12,12 @@ import requests
 
 from storage_core.devcloud import DevCloud
 from storage_core.devcloud.testing import connect, loop_devices_under, release_loop_devices_under
+from tests.functional.devcloud_fixtures import cloud, conn  # noqa: F401 (fixtures)
 
 CONNECTOR = {"host": "fuxi-test-host", "platform": "x86_64", "os_type": "linux",
              "multipath": False, "initiator": None}
 
 
-@pytest.fixture
-def cloud(tmp_path):
-    dc = DevCloud(tmp_path / "state").start()
-    yield dc
-    dc.stop()
-    leaked = release_loop_devices_under(tmp_path)
-    assert not leaked, f"the test leaked loop devices {leaked}"
-
-
-@pytest.fixture
-def conn(cloud):
-    connection = connect(cloud)
-    yield connection
-    connection.close()
 
 
 def wait_available(bs, volume, timeout=10):

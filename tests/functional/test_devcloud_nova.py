@@ -7,7 +7,6 @@ import subprocess
 import threading
 import time
 
-import pytest
 import requests
 from openstack.compute.v2.server import Server
 
@@ -17,22 +16,9 @@ from storage_core.devcloud.testing import (
     loop_devices_under,
     release_loop_devices_under,
 )
+from tests.functional.devcloud_fixtures import cloud, conn  # noqa: F401 (fixtures)
 
 
-@pytest.fixture
-def cloud(tmp_path):
-    dc = DevCloud(tmp_path / "state").start()
-    yield dc
-    dc.stop()
-    leaked = release_loop_devices_under(tmp_path)
-    assert not leaked, f"the test leaked loop devices {leaked}"
-
-
-@pytest.fixture
-def conn(cloud):
-    connection = connect(cloud)
-    yield connection
-    connection.close()
 
 
 def wait_until(predicate, timeout=10.0, what="condition"):

@@ -11,7 +11,6 @@ import pytest
 import requests
 from openstack.compute.v2.server import Server
 
-from storage_core.devcloud import DevCloud
 from storage_core.devcloud.testing import (
     connect,
     release_loop_devices_under,
@@ -25,22 +24,9 @@ from tests.functional.test_devcloud_nova import (
     raw,
     wait_until,
 )
+from tests.functional.devcloud_fixtures import cloud, conn  # noqa: F401 (fixtures)
 
 
-@pytest.fixture
-def cloud(tmp_path):
-    dc = DevCloud(tmp_path / "state").start()
-    yield dc
-    dc.stop()
-    leaked = release_loop_devices_under(tmp_path)
-    assert not leaked, f"the test leaked loop devices {leaked}"
-
-
-@pytest.fixture
-def conn(cloud):
-    connection = connect(cloud)
-    yield connection
-    connection.close()
 
 
 def test_version_documents_and_catalog(cloud, conn):
