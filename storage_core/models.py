@@ -88,3 +88,56 @@ class VolumeInfo:
     mountpoint: str | None
     created_at: datetime | None = None
     status: Mapping = field(default_factory=dict)
+
+
+SHARE_PROTOCOLS = ("NFS", "CEPHFS", "GLUSTERFS")
+
+
+@dataclass(frozen=True)
+class ShareSpec:
+    """What a caller asked for when creating a Manila share."""
+
+    name: str
+    size_gb: int
+    proto: str
+    share_type: str | None = None
+    share_network: str | None = None
+    availability_zone: str | None = None
+
+
+@dataclass(frozen=True)
+class CloudShare:
+    """A Manila share as the cloud reports it."""
+
+    id: str
+    name: str
+    size_gb: int
+    status: str
+    proto: str
+    created_at: datetime | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    share_type: str | None = None
+    availability_zone: str | None = None
+
+    @property
+    def owned(self) -> bool:
+        return self.metadata.get(OWNER_KEY) == OWNER_VALUE
+
+
+@dataclass(frozen=True)
+class AccessRule:
+    """One host's (or client's) access to a share."""
+
+    id: str
+    access_type: str
+    access_to: str
+    access_level: str
+    state: str
+    # For cephx rules: the secret Manila made for the client id, once active.
+    access_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ExportLocation:
+    path: str
+    preferred: bool = False
