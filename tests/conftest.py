@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent
-TIERS = ("unit", "functional", "e2e", "conformance")
+TIERS = ("unit", "functional", "e2e", "conformance", "shares")
 STRICT_MESSAGE = "tier skipped but FUXI_REQUIRE_ALL_TIERS/CI requires every tier to run: {reason}"
 
 

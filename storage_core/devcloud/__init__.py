@@ -1,4 +1,4 @@
-"""devcloud: a small OpenStack-compatible cloud (Keystone v3, Cinder v3, Nova v2.1) on loopback.
+"""devcloud: a small OpenStack-compatible cloud (Keystone v3, Cinder v3, Nova v2.1, Manila v2).
 
 Fuxi's embedded default cloud, its test cloud and its benchmark cloud. Clients
 drive it with the real openstacksdk over HTTP; volumes are sparse files that
@@ -11,5 +11,6 @@ from storage_core.devcloud.faults import FaultInjector
 from storage_core.devcloud.hypervisor import HypervisorOptions
 from storage_core.devcloud.latency import LatencyProfile
 from storage_core.devcloud.server import DevCloud
+from storage_core.devcloud.shares import ShareBackends
 
-__all__ = ["DevCloud", "FaultInjector", "HypervisorOptions", "LatencyProfile"]
+__all__ = ["DevCloud", "FaultInjector", "HypervisorOptions", "LatencyProfile", "ShareBackends"]

@@ -21,6 +21,7 @@ import yaml
 from storage_core.devcloud.hypervisor import DEFAULT_SERVER_NAME
 from storage_core.devcloud.latency import PROFILES, LatencyProfile
 from storage_core.devcloud.server import DevCloud
+from storage_core.devcloud.shares import directory_hooks
 
 LOG = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ def _seconds(text):
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="fuxi-devcloud",
-        description="A small OpenStack-compatible cloud (Keystone v3, Cinder v3, Nova v2.1) "
-        "serving loop-device volumes on loopback.",
+        description="A small OpenStack-compatible cloud (Keystone v3, Cinder v3, Nova v2.1, "
+        "Manila v2) serving loop-device volumes and file shares on loopback.",
     )
     parser.add_argument("--state-dir", required=True, help="where volumes and state live")
     parser.add_argument("--host", default="127.0.0.1")
@@ -90,6 +91,18 @@ def build_parser():
                        help="udev makes by-path links only")
     guest.add_argument("--lie-about-device", action="store_true",
                        help="Nova reports /dev/vdb for every attached volume")
+    shares = parser.add_argument_group(
+        "Manila file backends", "where shares live and how their export paths look")
+    shares.add_argument("--glusterfs-server", help="GlusterFS server host (export HOST:/VOL/share-<id>)")
+    shares.add_argument("--glusterfs-volume", help="GlusterFS volume holding the shares")
+    shares.add_argument("--cephfs-mon", help="Ceph monitor HOST:PORT (export "
+                                             "MON:/volumes/_nogroup/<id>)")
+    shares.add_argument("--cephfs-name", help="CephFS file system name")
+    shares.add_argument("--nfs-server", help="host of the (fake) NFS exports")
+    for proto in ("glusterfs", "cephfs", "nfs"):
+        shares.add_argument(f"--{proto}-mount", metavar="DIR",
+                            help=f"where the root of the {proto} backend is mounted: share "
+                                 "directories are created and removed there")
     return parser
 
 
@@ -104,6 +117,7 @@ def ready_info(cloud) -> dict:
         "disk_root": cloud.disk_root,
         "config_drive_dir": cloud.config_drive_dir,
         "metadata_url": cloud.metadata_url,
+        "share_backends": cloud.share_backends.to_dict(),
     }
 
 
@@ -138,7 +152,17 @@ def main(argv=None) -> int:
             link_delay=args.link_delay,
             create_by_id_links=args.by_id_links,
             lie_about_device=args.lie_about_device,
+            glusterfs_server=args.glusterfs_server,
+            glusterfs_volume=args.glusterfs_volume,
+            cephfs_mon=args.cephfs_mon,
+            cephfs_name=args.cephfs_name,
+            nfs_server=args.nfs_server,
         )
+        mounts = {proto: path for proto, path in (
+            ("GLUSTERFS", args.glusterfs_mount), ("CEPHFS", args.cephfs_mount),
+            ("NFS", args.nfs_mount)) if path}
+        if mounts:
+            cloud.make_share_dir, cloud.remove_share_dir = directory_hooks(mounts)
         cloud.start()
     except (OSError, RuntimeError, ValueError, TypeError) as exc:
         print(f"fuxi-devcloud: cannot start: {exc}", file=sys.stderr)

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 from storage_core.devcloud.web import ResetConnection, Response
 
 #: Every operation a fault can be armed for (see cinder.py / keystone.py /
-#: nova.py for which request is which).
+#: nova.py / manila.py for which request is which).
 OPERATIONS = (
     "auth.token",
     "volume.create",
@@ -32,6 +32,18 @@ OPERATIONS = (
     "volume_attachment.get",
     "volume_attachment.list",
     "volume_attachment.delete",
+    "share.create",
+    "share.get",
+    "share.list",
+    "share.update",
+    "share.delete",
+    "share.metadata",
+    "access.create",
+    "access.get",
+    "access.list",
+    "access.delete",
+    "export_locations.list",
+    "export_locations.get",
 )
 
 

@@ -109,6 +109,10 @@ class Identity:
             service("block-storage", "cinder", volume_url),
             service("volumev3", "cinderv3", volume_url),
             service("compute", "nova", f"{base}/compute/v2.1"),
+            # Manila without a project id, as devstack registers it since
+            # Yoga; sharev2 for clients that look up the old name.
+            service("shared-file-system", "manila", f"{base}/share/v2"),
+            service("sharev2", "manilav2", f"{base}/share/v2"),
         ]
 
     def _domain(self):

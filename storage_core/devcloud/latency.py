@@ -32,6 +32,9 @@ class LatencyProfile:
     attach: float = 0.0
     #: attachment delete: terminating the connection and detaching.
     detach: float = 0.0
+    #: share access rules: time in ``queued_to_apply`` / ``queued_to_deny``
+    #: (shares themselves spend ``create`` / ``delete``).
+    access: float = 0.0
 
     def __post_init__(self):
         for f in fields(self):

@@ -1,7 +1,7 @@
-"""DevCloud: Keystone, Cinder and Nova on one loopback port, devstack-style paths.
+"""DevCloud: Keystone, Cinder, Nova and Manila on one loopback port, devstack-style paths.
 
 ``/identity`` is Keystone v3, ``/volume`` is Cinder v3, ``/compute`` is Nova
-v2.1, ``/openstack`` is the metadata service of the local server (the host
+v2.1, ``/share`` is Manila v2 (shared file systems), ``/openstack`` is the metadata service of the local server (the host
 fuxi runs on, emulated as a Nova guest), ``/devcloud`` holds test knobs.
 Serving is the standard library's ThreadingHTTPServer: devcloud must start
 in milliseconds inside any test and pull in no web framework.
@@ -37,8 +37,10 @@ from storage_core.devcloud.keystone import (  # noqa: F401  (re-exported constan
 )
 from storage_core.devcloud.latency import LatencyProfile
 from storage_core.devcloud.loopdev import LoopDevices
+from storage_core.devcloud.manila import SharedFileSystem
 from storage_core.devcloud.metadata import MetadataService
 from storage_core.devcloud.nova import Compute
+from storage_core.devcloud.shares import ShareBackends, ShareService
 from storage_core.devcloud.store import Store
 from storage_core.devcloud.tasks import Scheduler
 from storage_core.devcloud.web import Request, ResetConnection, Response, cinder_error
@@ -60,18 +62,38 @@ class DevCloud:
     The keyword-only arguments shape the emulated hypervisor and the local
     guest (see :class:`HypervisorOptions`); ``hypervisor_options`` changes
     them while running.
+
+    Manila's shares live on a file backend per protocol (see
+    :class:`ShareBackends`: ``share_backends``, or its fields one by one as
+    ``glusterfs_server``, ``glusterfs_volume``, ``cephfs_mon``,
+    ``cephfs_name``, ``nfs_server``). ``make_share_dir(proto, share_id)``
+    is called (off the HTTP threads) before a share becomes available, and
+    ``remove_share_dir(proto, share_id)`` before a deleted one is gone;
+    either raising puts the share in ``error`` / ``error_deleting``. The
+    directory's place on its file system is
+    ``share_backends.subdir(proto, share_id)``.
     """
 
     def __init__(self, state_dir, host="127.0.0.1", port=0, latency=None, faults=None,
                  executor=None, *, server_name=DEFAULT_SERVER_NAME, disk_root=None,
                  config_drive_dir=None, link_delay=0.0, create_by_id_links=True,
-                 lie_about_device=False):
+                 lie_about_device=False, share_backends=None, glusterfs_server=None,
+                 glusterfs_volume=None, cephfs_mon=None, cephfs_name=None, nfs_server=None,
+                 make_share_dir=None, remove_share_dir=None):
         self.state_dir = os.path.abspath(os.fspath(state_dir))
         self._hypervisor_options = HypervisorOptions(
             server_name=server_name, disk_root=disk_root, config_drive_dir=config_drive_dir,
             link_delay=link_delay, create_by_id_links=create_by_id_links,
             lie_about_device=lie_about_device,
         ).resolved(self.state_dir)
+        backends = share_backends if share_backends is not None else ShareBackends()
+        overrides = {k: v for k, v in (
+            ("glusterfs_server", glusterfs_server), ("glusterfs_volume", glusterfs_volume),
+            ("cephfs_mon", cephfs_mon), ("cephfs_name", cephfs_name),
+            ("nfs_server", nfs_server)) if v is not None}
+        self.share_backends = backends.updated(overrides)
+        self.make_share_dir = make_share_dir
+        self.remove_share_dir = remove_share_dir
         self.host = host
         self.port = port
         self.latency = LatencyProfile.coerce(latency)
@@ -217,22 +239,40 @@ class DevCloud:
             self._identity.project_id,
             self._identity.user_id,
         )
+        self._shares = ShareService(
+            self._store,
+            self._scheduler,
+            lambda: self.latency,
+            lambda: self.share_backends,
+            make_share_dir=lambda proto, sid: self._call_share_hook(
+                self.make_share_dir, proto, sid),
+            remove_share_dir=lambda proto, sid: self._call_share_hook(
+                self.remove_share_dir, proto, sid),
+        )
         self._apps = (
             ("/identity", self._identity.handle),
             ("/volume", BlockStorage(self._backend, self._identity, self.faults,
                                      lambda: self.url).handle),
             ("/compute", Compute(self._compute, self._identity, self.faults,
                                  lambda: self.url).handle),
+            ("/share", SharedFileSystem(self._shares, self._identity, self.faults,
+                                        lambda: self.url).handle),
             ("/openstack", MetadataService(self._compute).handle),
             ("/devcloud", Control(self).handle),
         )
         self._backend.recover()
         self._compute.recover(self._hypervisor_options.server_name)
+        self._shares.recover()
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
             name=f"devcloud-{self.port}", daemon=True,
         )
         self._thread.start()
+
+    @staticmethod
+    def _call_share_hook(hook, proto, share_id):
+        if hook is not None:
+            hook(proto, share_id)
 
     def stop(self) -> None:
         """Stop serving; pending transitions are finished at the next start."""
