@@ -20,7 +20,12 @@ PYTHON="${FUXI_PYTHON:-python3}"
 #   udev            udevd + udevadm for /dev/disk/by-* links
 #   iptables        dockerd needs it for its default bridge (a docker.io dependency anyway)
 #   procps          pgrep, used by docker-up.sh
-APT_PACKAGES=(docker.io busybox-static xfsprogs e2fsprogs util-linux mount udev iptables procps)
+#   iproute2        ip netns for the GlusterFS server's namespace
+#   glusterfs-* ceph-*  the shares tier's real file servers and FUSE clients (contrib/shares)
+#   rabbitmq-server the real-cloud tier's message bus (contrib/realcloud)
+APT_PACKAGES=(docker.io busybox-static xfsprogs e2fsprogs util-linux mount udev iptables procps iproute2
+              glusterfs-server glusterfs-client ceph-mon ceph-osd ceph-mds ceph-fuse ceph-common
+              rabbitmq-server)
 
 t0=$(date +%s.%N)
 log() { printf 'install.sh: %s\n' "$*" >&2; }
