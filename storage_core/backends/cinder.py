@@ -1,11 +1,11 @@
 """Cinder volumes and attachments through openstacksdk (block storage v3)."""
 
 import logging
-from datetime import datetime, timezone
 
 from openstack import exceptions as sdk_exceptions
 from openstack import utils as sdk_utils
 
+from storage_core.backends.cloud_time import parse_cloud_time
 from storage_core.backends.sdk_errors import detail as _detail
 from storage_core.backends.sdk_errors import translate_errors as _translate_errors
 from storage_core.errors import CloudError, Conflict, NotFound, Timeout
@@ -28,15 +28,6 @@ ATTACHMENT_COMPLETE_MICROVERSION = "3.44"
 _FAILED_STATUSES = ("error", "error_deleting", "error_extending")
 
 
-def _parse_time(value):
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    # Cinder's times are UTC without an offset.
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _to_cloud_volume(vol) -> CloudVolume:
@@ -53,7 +44,7 @@ def _to_cloud_volume(vol) -> CloudVolume:
         name=vol.name,
         size_gb=int(vol.size or 0),
         status=vol.status,
-        created_at=_parse_time(vol.created_at),
+        created_at=parse_cloud_time(vol.created_at),
         metadata=dict(vol.metadata or {}),
         volume_type=vol.volume_type,
         availability_zone=vol.availability_zone,

@@ -6,10 +6,10 @@ share is exported, and mounts that. Every wait is bounded and polls fast first.
 """
 
 import logging
-from datetime import datetime, timezone
 
 from openstack import exceptions as sdk_exceptions
 
+from storage_core.backends.cloud_time import parse_cloud_time
 from storage_core.backends.sdk_errors import detail, translate_errors
 from storage_core.errors import CloudError, Conflict, NotFound, Timeout
 from storage_core.models import (
@@ -28,14 +28,6 @@ _FAILED_SHARE_STATUSES = ("error", "error_deleting")
 _FAILED_RULE_STATES = ("error",)
 
 
-def _parse_time(value):
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _to_share(share) -> CloudShare:
@@ -45,7 +37,7 @@ def _to_share(share) -> CloudShare:
         size_gb=int(share.size or 0),
         status=share.status,
         proto=(share.share_protocol or "").upper(),
-        created_at=_parse_time(share.created_at),
+        created_at=parse_cloud_time(share.created_at),
         metadata=dict(share.metadata or {}),
         share_type=share.share_type_name or share.share_type,
         availability_zone=share.availability_zone,

@@ -137,16 +137,10 @@ class BlockStorage:
         if not rest and req.method == "GET":
             return Response(200, {"version": self._version_doc()})
 
-        claims = self._identity.validate(req.headers.get("X-Auth-Token"))
-        if claims is None:
-            return self._identity.unauthorized()
-        try:
-            version = mv.negotiate(req.headers)
-        except mv.VersionError as exc:
-            return cinder_error(exc.status, exc.message)
-        resp = self._dispatch(req, rest, claims, version)
-        resp.headers.update(mv.response_headers(version))
-        return resp
+        return mv.serve_versioned(
+            self._identity, mv.VOLUME, req,
+            lambda claims, version: self._dispatch(req, rest, claims, version), cinder_error,
+        )
 
     def _dispatch(self, req, rest, claims, version) -> Response:
         # Since 3.67 the project id in the URL is optional; old clients (and

@@ -141,16 +141,10 @@ class SharedFileSystem:
             # Served without a token, as Manila's version pipeline does.
             return Response(200, {"versions": [self._v2_doc()]})
 
-        claims = self._identity.validate(req.headers.get("X-Auth-Token"))
-        if claims is None:
-            return self._identity.unauthorized()
-        try:
-            version = SHARE.negotiate(req.headers)
-        except mv.VersionError as exc:
-            return cinder_error(exc.status, exc.message)
-        resp = self._dispatch(req, rest, claims, version)
-        resp.headers.update(SHARE.response_headers(version))
-        return resp
+        return mv.serve_versioned(
+            self._identity, SHARE, req,
+            lambda claims, version: self._dispatch(req, rest, claims, version), cinder_error,
+        )
 
     def _dispatch(self, req, rest, claims, version) -> Response:
         # Old catalogs put the project id after v2; devstack's no longer does.

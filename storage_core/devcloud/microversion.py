@@ -147,3 +147,21 @@ def negotiate(headers) -> APIVersion:
 
 def response_headers(version: APIVersion) -> dict:
     return VOLUME.response_headers(version)
+
+
+def serve_versioned(identity, negotiator, req, dispatch, error):
+    """What every service does once past its version documents: check the token,
+    settle the microversion, dispatch(claims, version), echo the version used.
+
+    error(status, message) shapes a refusal the way the service does.
+    """
+    claims = identity.validate(req.headers.get("X-Auth-Token"))
+    if claims is None:
+        return identity.unauthorized()
+    try:
+        version = negotiator.negotiate(req.headers)
+    except VersionError as exc:
+        return error(exc.status, exc.message)
+    resp = dispatch(claims, version)
+    resp.headers.update(negotiator.response_headers(version))
+    return resp

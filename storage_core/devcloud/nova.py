@@ -96,16 +96,10 @@ class Compute:
             # Served without a token, as Nova's version pipeline does.
             return Response(200, {"version": self._v21_doc()})
 
-        claims = self._identity.validate(req.headers.get("X-Auth-Token"))
-        if claims is None:
-            return self._identity.unauthorized()
-        try:
-            version = COMPUTE.negotiate(req.headers)
-        except mv.VersionError as exc:
-            return cinder_error(exc.status, exc.message)
-        resp = self._dispatch(req, rest, claims, version)
-        resp.headers.update(COMPUTE.response_headers(version))
-        return resp
+        return mv.serve_versioned(
+            self._identity, COMPUTE, req,
+            lambda claims, version: self._dispatch(req, rest, claims, version), cinder_error,
+        )
 
     def _dispatch(self, req, rest, claims, version) -> Response:
         # Old catalogs put the project id after v2.1; devstack's does not.
