@@ -43,6 +43,7 @@ PIN_FILES = ('requirements-keystone.txt', 'requirements-cinder.txt',
 VENVS = (('keystone', 'requirements-keystone.txt'),
          ('cinder', 'requirements-cinder.txt'))
 DRIVER_MODULE = 'realcloud_cinder_driver'
+SQLITE_FIX_MODULE = 'realcloud_sqlite_immediate'
 KEYSTONE_WSGI_MODULE = 'realcloud_keystone_wsgi'
 RABBIT_SERVER = '/usr/lib/rabbitmq/bin/rabbitmq-server'
 REGION = 'RegionOne'
@@ -608,10 +609,10 @@ def _start_rabbit(paths, ports):
 def _use_wal(db_path):
     """Switch a SQLite database to write-ahead logging (a setting it keeps).
 
-    cinder-api, -scheduler and -volume share one SQLite file; in the default
-    rollback-journal mode a reader holding its lock while another process
-    writes made Cinder answer 500 "database is locked" now and then. In WAL
-    mode readers and the writer no longer block each other.
+    cinder-api, -scheduler and -volume share one SQLite file. In WAL mode
+    readers and the writer no longer block each other; writers are serialised
+    by realcloud_sqlite_immediate (BEGIN IMMEDIATE), which is what stopped the
+    occasional 500 "database is locked".
     """
     import sqlite3
 
@@ -859,9 +860,12 @@ def _start(paths, token_expiration, t_total):
     timings = {}
     mark = {}
 
-    # The driver module goes where the cinder venv imports it from.
-    shutil.copy(os.path.join(HERE, DRIVER_MODULE + '.py'),
-                _site_packages(paths, 'cinder'))
+    # The driver module goes where the cinder venv imports it from, and so
+    # does the SQLite locking fix, loaded by every cinder process via a .pth.
+    site = _site_packages(paths, 'cinder')
+    shutil.copy(os.path.join(HERE, DRIVER_MODULE + '.py'), site)
+    shutil.copy(os.path.join(HERE, SQLITE_FIX_MODULE + '.py'), site)
+    _write(os.path.join(site, SQLITE_FIX_MODULE + '.pth'), 'import %s\n' % SQLITE_FIX_MODULE, 0o644)
 
     # RabbitMQ boots (~5 s) while Keystone and Cinder's databases are made.
     mark['rabbitmq'] = time.monotonic()
