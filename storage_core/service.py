@@ -127,19 +127,25 @@ class VolumeService:
             return hv.mountpoint
 
     def _find_owned(self, name, doing) -> CloudVolume:
-        """Look `name` up in the cloud: ours, or NotFound / NotOwned. Remembered for later."""
+        """Look `name` up in the cloud: ours, or NotFound / NotOwned.
+
+        Writes nothing locally: Get, called before every Create, uses it too.
+        """
         vol = self._backend.find(name)
         if vol is None:
-            self._state.forget_volume(name)
             raise NotFound(f"volume {name!r} does not exist; create it first")
         if not vol.owned:
             raise _not_owned(vol, doing)
-        self._state.remember_volume(vol)
         return vol
 
     def _attachable_volume(self, name) -> CloudVolume:
         """Look the volume up in the cloud and check that it may be attached here."""
-        vol = self._find_owned(name, "attach")
+        try:
+            vol = self._find_owned(name, "attach")
+        except NotFound:
+            self._state.forget_volume(name)
+            raise
+        self._state.remember_volume(vol)
         # A multiattach volume in use elsewhere can be attached here as well.
         if vol.status not in _ATTACHABLE and not (vol.multiattach and vol.status == "in-use"):
             where = _where(vol)

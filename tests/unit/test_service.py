@@ -159,3 +159,14 @@ def test_a_remembered_volume_in_use_elsewhere_gets_the_clear_refusal(parts):
     cloud.create_attachment(vol.id, {"host": "other-host"})
     with pytest.raises(Conflict, match="attached to other-host"):
         service.mount("v1", "a")
+
+
+def test_get_writes_no_local_state(parts, monkeypatch):
+    service, _, _, _ = parts
+    service.create("v1", {})
+    state = service._state
+    for write in ("remember_volume", "forget_volume", "save_host_volume", "add_mount"):
+        monkeypatch.setattr(state, write, lambda *a, **k: pytest.fail(f"Get called {write}"))
+    service.get("v1")
+    with pytest.raises(NotFound):
+        service.get("missing")
