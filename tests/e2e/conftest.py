@@ -26,6 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from storage_core.devcloud.testing import release_loop_devices_under
+from tests.functional.harness import mounted_under
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = os.environ.get("FUXI_DOCKER", "/usr/bin/docker")
 IMAGE = "fuxi-busybox:latest"
@@ -114,32 +117,6 @@ def _socket_is_live() -> bool:
         return False
     finally:
         probe.close()
-
-
-def loop_devices_under(root: Path) -> list[str]:
-    """Loop devices whose backing file lies under root, as 'DEV (FILE)'."""
-    out = subprocess.run(
-        ["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
-        capture_output=True, text=True, check=False,
-    ).stdout
-    root_s = str(root)
-    found = []
-    for line in out.splitlines():
-        parts = line.split(None, 1)
-        if len(parts) == 2 and parts[1].startswith(root_s):
-            found.append(f"{parts[0]} ({parts[1]})")
-    return found
-
-
-def mounts_under(root: Path) -> list[str]:
-    root_s = str(root)
-    found = []
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        for line in f:
-            mountpoint = line.split()[4].replace("\\040", " ")
-            if mountpoint == root_s or mountpoint.startswith(root_s + "/"):
-                found.append(mountpoint)
-    return found
 
 
 def _tail(path, limit=200) -> str:
@@ -295,12 +272,11 @@ def fuxi_plugin(docker, tmp_path_factory, cloud_kind, request):
     stop_problem = plugin.stop()
     if stop_problem:
         problems.append(stop_problem)
-    loops = loop_devices_under(plugin.volumes_root)
-    for entry in loops:  # release them so the machine stays usable, but fail
-        subprocess.run(["losetup", "-d", entry.split()[0]], check=False)
+    # Released so the machine stays usable, but the run fails.
+    loops = release_loop_devices_under(plugin.volumes_root)
     if loops:
         problems.append(f"loop devices still bound to files under {plugin.volumes_root}: {loops}")
-    mounts = mounts_under(workdir)
+    mounts = mounted_under(workdir)
     for mountpoint in sorted(mounts, key=len, reverse=True):
         subprocess.run(["umount", "-l", mountpoint], check=False)
     if mounts:

@@ -4,7 +4,8 @@ import subprocess
 import pytest
 
 from tests.clouds import start_devcloud
-from tests.functional.harness import PluginProcess, loop_devices_backed_by, mounted_under
+from storage_core.devcloud.testing import release_loop_devices_under
+from tests.functional.harness import PluginProcess, mounted_under
 
 
 @pytest.fixture
@@ -22,9 +23,8 @@ def cloud(cloud_kind, tmp_path, request):
     finally:
         if devcloud is not None:
             devcloud.stop()
-    leaked = loop_devices_backed_by(cloud.root)
-    for dev in leaked:  # release them for the next test, but still fail this one
-        subprocess.run(["losetup", "-d", dev], check=False)
+    # Released for the next test, but this one still fails.
+    leaked = release_loop_devices_under(cloud.root)
     assert not leaked, f"loop devices left bound: {leaked}"
 
 

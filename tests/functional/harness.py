@@ -84,20 +84,16 @@ class PluginProcess:
         return text if tail is None else text[-tail:]
 
 
-def loop_devices_backed_by(directory) -> list[str]:
-    """Loop devices whose backing file lies under `directory`."""
-    out = subprocess.run(
-        ["losetup", "--list", "--noheadings", "--output", "NAME,BACK-FILE"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    found = []
-    for line in out.splitlines():
-        parts = line.split(None, 1)
-        if len(parts) == 2 and parts[1].strip().startswith(str(directory)):
-            found.append(parts[0])
-    return found
-
-
 def mounted_under(directory) -> list[str]:
+    """Mount points at or below `directory` (mountinfo escapes spaces as \\040)."""
+    directory = str(directory)
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        return [line.split()[4] for line in f if line.split()[4].startswith(str(directory))]
+        points = [line.split()[4].replace("\\040", " ") for line in f]
+    return [p for p in points if p == directory or p.startswith(directory.rstrip("/") + "/")]
+
+
+def ok(answer):
+    """A plugin answer that must be a success: its JSON body."""
+    status, body = answer
+    assert status == 200 and body.get("Err", "") == "", body
+    return body

@@ -6,13 +6,9 @@ import stat
 import subprocess
 import sys
 
-from tests.functional.harness import PluginProcess, loop_devices_backed_by, mounted_under
+from storage_core.devcloud.testing import loop_devices_under, release_loop_devices_under
+from tests.functional.harness import PluginProcess, mounted_under, ok
 
-
-def ok(answer):
-    status, body = answer
-    assert status == 200 and body.get("Err", "") == "", body
-    return body
 
 
 def test_refcount_survives_kill_9(plugin_factory, cloud):
@@ -35,7 +31,7 @@ def test_refcount_survives_kill_9(plugin_factory, cloud):
     assert not os.path.ismount(path)
     [vol] = cloud.volumes_named("c1")
     assert vol.status == "available" and cloud.attachments_of(vol.id) == []
-    assert loop_devices_backed_by(cloud.root) == []
+    assert loop_devices_under(cloud.root) == {}
     ok(plugin.call("VolumeDriver.Remove", {"Name": "c1"}))
 
 
@@ -92,9 +88,7 @@ def test_devcloud_mode_keeps_volumes_across_kill_9(tmp_path):
         plugin.stop()
         for mountpoint in mounted_under(tmp_path):
             subprocess.run(["umount", "-l", mountpoint], check=False)
-    leaked = loop_devices_backed_by(tmp_path)
-    for dev in leaked:
-        subprocess.run(["losetup", "-d", dev], check=False)
+    leaked = release_loop_devices_under(tmp_path)
     assert leaked == []
 
 

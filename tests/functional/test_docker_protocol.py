@@ -5,13 +5,9 @@ import os
 
 import pytest
 
-from tests.functional.harness import loop_devices_backed_by, mounted_under
+from storage_core.devcloud.testing import loop_devices_under
+from tests.functional.harness import mounted_under, ok
 
-
-def ok(answer):
-    status, body = answer
-    assert status == 200 and body.get("Err", "") == "", body
-    return body
 
 
 def test_docker_call_sequence_end_to_end(plugin, cloud):
@@ -43,7 +39,7 @@ def test_docker_call_sequence_end_to_end(plugin, cloud):
 
     assert cloud.volumes_named("v1") == []
     assert cloud.attachments_of(cinder_volume.id) == []
-    assert loop_devices_backed_by(cloud.root) == []
+    assert loop_devices_under(cloud.root) == {}
     assert mounted_under(plugin.workdir) == []
 
 
@@ -60,7 +56,7 @@ def test_two_live_mounts_keep_the_volume_attached(plugin, cloud):
     ok(plugin.call("VolumeDriver.Unmount", {"Name": "shared", "ID": "two"}))
     assert not os.path.ismount(path)
     assert cloud.sdk.block_storage.get_volume(vol.id).status == "available"
-    assert loop_devices_backed_by(cloud.root) == []
+    assert loop_devices_under(cloud.root) == {}
     ok(plugin.call("VolumeDriver.Remove", {"Name": "shared"}))
 
 
@@ -140,5 +136,5 @@ def test_concurrent_mounts_of_one_volume_attach_it_once(plugin, cloud):
         for answer in pool.map(lambda i: plugin.call("VolumeDriver.Unmount", {"Name": "busy", "ID": i}), ids):
             ok(answer)
     assert cloud.attachments_of(vol.id) == []
-    assert loop_devices_backed_by(cloud.root) == []
+    assert loop_devices_under(cloud.root) == {}
     ok(plugin.call("VolumeDriver.Remove", {"Name": "busy"}))

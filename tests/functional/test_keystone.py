@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from tests.clouds import BAREMETAL
-from tests.functional.harness import PluginProcess, loop_devices_backed_by, mounted_under
+from storage_core.devcloud.testing import loop_devices_under
+from tests.functional.harness import PluginProcess, mounted_under, ok
 
 ATTACH = "".join(f"{k} = {v}\n" for k, v in BAREMETAL.items())
 
@@ -24,11 +25,6 @@ FERNET_TOKEN = re.compile(r"gAAAAA[A-Za-z0-9_=-]{40,}")
 SECRET_KEYS = ("password", "application_credential_secret", "token")
 
 
-def ok(answer):
-    status, body = answer
-    assert status == 200 and body.get("Err", "") == "", body
-    return body
-
 
 @pytest.fixture
 def realcloud(realcloud_stack):
@@ -36,7 +32,7 @@ def realcloud(realcloud_stack):
     cloud.empty_project()
     yield realcloud_stack
     cloud.empty_project()
-    leaked = loop_devices_backed_by(cloud.root)
+    leaked = loop_devices_under(cloud.root)
     assert not leaked, f"loop devices left bound: {leaked}"
 
 

@@ -8,15 +8,11 @@ import time
 import pytest
 import requests
 
-from tests.functional.harness import loop_devices_backed_by
+from storage_core.devcloud.testing import loop_devices_under
+from tests.functional.harness import ok
 
 CLOUD_KINDS = ("devcloud-nova",)
 
-
-def ok(answer):
-    status, body = answer
-    assert status == 200 and body.get("Err", "") == "", body
-    return body
 
 
 def steer(cloud, **options):
@@ -58,7 +54,7 @@ def test_create_and_mount_through_nova(plugin, cloud):
         assert f.read() == "through nova"
     ok(plugin.call("VolumeDriver.Unmount", {"Name": "n1", "ID": "b"}))
     ok(plugin.call("VolumeDriver.Remove", {"Name": "n1"}))
-    assert loop_devices_backed_by(cloud.root) == []
+    assert loop_devices_under(cloud.root) == {}
 
 
 def test_two_same_size_volumes_at_once_land_on_their_own_mountpoints(plugin, cloud):

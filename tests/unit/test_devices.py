@@ -9,16 +9,10 @@ import pytest
 from storage_core.attach.devices import UDEV_TRIGGER, DeviceFinder, by_id_names
 from storage_core.errors import AttachError
 from storage_core.executor import CommandResult
-from storage_core.fakes import FakeClock, RecordingExecutor, loopback_only
+from storage_core.fakes import FakeClock, RecordingExecutor
 
 VOL_A = "7d0b2f4e-91c3-4a5e-8f11-0c9e2b7a6d11"
 VOL_B = "e3a1c9d2-5b7f-4c08-9e6a-2f4d8b1c3a77"
-
-
-@pytest.fixture(autouse=True)
-def _no_network():
-    with loopback_only():
-        yield
 
 
 class Host:

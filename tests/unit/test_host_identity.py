@@ -15,7 +15,6 @@ import pytest
 from storage_core.config import CloudConfig, StorageConfig
 from storage_core.errors import ConfigError
 from storage_core.factory import choose_attach_mode
-from storage_core.fakes import loopback_only
 from storage_core.host import HostIdentity, InstanceLocator
 
 CONFIGURED = "11111111-1111-4111-8111-111111111111"
@@ -24,12 +23,6 @@ LINKED = "33333333-3333-4333-8333-333333333333"
 DRIVE = "44444444-4444-4444-8444-444444444444"
 SERVICE = "55555555-5555-4555-8555-555555555555"
 DMI = "66666666-6666-4666-8666-666666666666"
-
-
-@pytest.fixture(autouse=True)
-def _no_network():
-    with loopback_only():
-        yield
 
 
 class _MetaData(BaseHTTPRequestHandler):

@@ -21,7 +21,6 @@ from storage_core.fakes import (
     FakeFilesystems,
     FakeNova,
     RecordingExecutor,
-    loopback_only,
 )
 from storage_core.models import CloudAttachment
 from storage_core.service import VolumeService
@@ -29,12 +28,6 @@ from storage_core.state import StateStore
 
 ME = "0f3c1a2b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 OTHER = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
-
-
-@pytest.fixture(autouse=True)
-def _no_network():
-    with loopback_only():
-        yield
 
 
 @pytest.fixture

@@ -1,20 +1,8 @@
 import pytest
 
 from storage_core.errors import Timeout
+from storage_core.fakes import FakeClock
 from storage_core.waits import Backoff, wait_until
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-        self.sleeps = []
-
-    def monotonic(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def test_polls_fast_first_then_backs_off_to_the_cap():
