@@ -28,8 +28,12 @@ def _die_with_parent():
 
 
 class DevcloudProcess:
-    def __init__(self, state_dir, latency_profile="none", log_path=None, clouds_yaml=None):
+    def __init__(self, state_dir, latency_profile="none", log_path=None, clouds_yaml=None,
+                 extra_args=()):
+        """``extra_args``: more fuxi-devcloud flags, appended to its argv (e.g.
+        the Manila backends: ``--glusterfs-server HOST --glusterfs-mount DIR``)."""
         self.state_dir = state_dir
+        self.extra_args = [str(a) for a in extra_args]
         self.clouds_yaml = clouds_yaml
         self.latency_profile = latency_profile
         self.log_path = log_path or os.path.join(state_dir, "devcloud.log")
@@ -51,6 +55,7 @@ class DevcloudProcess:
         ]
         if self.clouds_yaml:
             argv += ["--clouds-yaml", self.clouds_yaml, "--cloud-name", "devcloud"]
+        argv += self.extra_args
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             argv, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent

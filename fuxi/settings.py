@@ -9,7 +9,8 @@ import configparser
 import os
 from dataclasses import dataclass, field
 
-from storage_core.config import SUPPORTED_FSTYPES, CloudConfig, StorageConfig, VolumeLimits
+from storage_core.config import SUPPORTED_FSTYPES, CloudConfig, ShareConfig, StorageConfig, VolumeLimits
+from storage_core.errors import ConfigError
 
 CONFIG_SECTION = "fuxi"
 ATTACH_MODES = ("auto", "baremetal", "nova")
@@ -48,6 +49,21 @@ OPTIONS = (
     Option("metadata_url", str, "http://169.254.169.254", "the Nova metadata service"),
     Option("disk_root", str, "/dev/disk", "where udev makes the by-id/ and by-path/ links of guest disks"),
     Option("device_timeout", float, 60.0, "seconds to wait for an attached disk to appear in the guest"),
+    Option("backends", str, "cinder,manila", "comma-separated backends volumes may live in: cinder "
+           "(block volumes), manila (shares; used only when the cloud's catalog has Manila)"),
+    Option("default_backend", str, "cinder", "backend of a volume created without -o backend"),
+    Option("default_share_proto", str, "nfs", "protocol of a share created without -o proto: nfs, "
+           "cephfs or glusterfs"),
+    Option("share_type", str, "", "Manila share type of a share created without -o share_type "
+           "(default: the cloud's default type)"),
+    Option("share_network", str, "", "Manila share network of a share created without -o share_network"),
+    Option("nfs_mount_options", str, "vers=4.1", "mount options for NFS shares (checked against an allowed set)"),
+    Option("cephfs_client", str, "fuse", "how CephFS shares are mounted: fuse (ceph-fuse) or kernel"),
+    Option("ceph_conf", str, "", "ceph.conf the CephFS client reads (default: the client's own default)"),
+    Option("cephx_client_id", str, "", "cephx id this host asks Manila for on CephFS shares; must "
+           "differ between hosts (default: fuxi-HOSTNAME)"),
+    Option("glusterfs_cert_cn", str, "", "certificate common name this host presents for GlusterFS "
+           "shares (default: the host name)"),
     Option("threads", int, 16, "request threads in the one gunicorn worker"),
     Option("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
@@ -85,6 +101,9 @@ class Settings:
                 region_name=self.region_name or None,
             )
         return StorageConfig(
+            backends=_words(self.backends, "backends"),
+            default_backend=self.default_backend.strip().lower(),
+            shares=self._share_config(),
             state_dir=self.state_dir,
             cloud=cloud,
             mount_root=self.mount_root or None,
@@ -99,6 +118,21 @@ class Settings:
             device_timeout=self.device_timeout,
             **self._host_options(host_defaults or {}),
         )
+
+    def _share_config(self) -> ShareConfig:
+        try:
+            return ShareConfig(
+                default_proto=self.default_share_proto.strip().upper(),
+                share_type=self.share_type or None,
+                share_network=self.share_network or None,
+                nfs_mount_options=self.nfs_mount_options,
+                cephfs_client=self.cephfs_client.strip().lower(),
+                ceph_conf=self.ceph_conf or None,
+                cephx_client_id=self.cephx_client_id or None,
+                glusterfs_cert_cn=self.glusterfs_cert_cn or None,
+            )
+        except ConfigError as exc:
+            raise SettingsError(str(exc)) from exc
 
     def _host_options(self, host_defaults) -> dict:
         if self.attach_mode not in ATTACH_MODES:
@@ -117,6 +151,13 @@ class Settings:
                 value = host_defaults[name]
             chosen[name] = value or None
         return {k: v for k, v in chosen.items() if v is not None}
+
+
+def _words(text, option) -> tuple[str, ...]:
+    words = tuple(w.strip().lower() for w in text.split(",") if w.strip())
+    if not words:
+        raise SettingsError(f"{option} is empty; name at least one")
+    return words
 
 
 def argument_parser() -> argparse.ArgumentParser:

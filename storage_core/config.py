@@ -4,7 +4,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from storage_core.errors import ConfigError
+from storage_core.attach.share import parse_nfs_options
+from storage_core.errors import ConfigError, InvalidInput
+from storage_core.models import SHARE_PROTOCOLS
 
 SUPPORTED_FSTYPES = ("ext4", "xfs")
 # mkfs.xfs refuses devices under 300 MB; a whole GiB is the smallest volume anyway.
@@ -14,6 +16,10 @@ MIN_SIZE_GB = 1
 # through Cinder's attachments API + os-brick, or whichever fits ("auto").
 ATTACH_MODES = ("baremetal", "nova", "auto")
 
+# Where a volume lives: a Cinder block volume or a Manila share.
+BACKENDS = ("cinder", "manila")
+CEPHFS_CLIENTS = ("fuse", "kernel")
+
 
 @dataclass(frozen=True)
 class VolumeLimits:
@@ -21,6 +27,40 @@ class VolumeLimits:
     max_size_gb: int = 1024
     default_fstype: str = "ext4"
     allowed_fstypes: tuple[str, ...] = SUPPORTED_FSTYPES
+
+
+@dataclass(frozen=True)
+class ShareConfig:
+    """How Manila shares are created and mounted on this host."""
+
+    default_proto: str = "NFS"
+    share_type: str | None = None
+    share_network: str | None = None
+    nfs_mount_options: str = "vers=4.1"
+    cephfs_client: str = "fuse"
+    # ceph.conf for the CephFS client (ceph-fuse -c); None: the client's default.
+    ceph_conf: str | None = None
+    # The cephx id this host asks Manila for; it must differ between hosts,
+    # since revoking it on one host's last unmount cuts off every holder.
+    cephx_client_id: str | None = None
+    # The certificate common name this host presents for GlusterFS (cert access).
+    glusterfs_cert_cn: str | None = None
+    access_timeout: float = 55.0
+
+    def __post_init__(self):
+        if self.default_proto not in SHARE_PROTOCOLS:
+            raise ConfigError(
+                f"default share protocol {self.default_proto!r} is not supported; "
+                f"use one of {', '.join(SHARE_PROTOCOLS)}"
+            )
+        try:
+            parse_nfs_options(self.nfs_mount_options)
+        except InvalidInput as exc:
+            raise ConfigError(f"nfs_mount_options: {exc}") from None
+        if self.cephfs_client not in CEPHFS_CLIENTS:
+            raise ConfigError(
+                f"cephfs_client {self.cephfs_client!r} is not supported; use one of {', '.join(CEPHFS_CLIENTS)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -64,8 +104,22 @@ class StorageConfig:
     # part of attach_timeout: Nova attach + Cinder "in-use" + this all fit in
     # attach_timeout, which fits in a caller's 120 s deadline for a mount.
     device_timeout: float = 60.0
+    # The backends volumes may live in, and the one a create without -o backend uses.
+    backends: tuple[str, ...] = BACKENDS
+    default_backend: str = "cinder"
+    shares: ShareConfig = field(default_factory=ShareConfig)
 
     def __post_init__(self):
+        unknown = [b for b in self.backends if b not in BACKENDS]
+        if unknown or not self.backends:
+            raise ConfigError(
+                f"backends = {', '.join(self.backends) or '(none)'}: use one or more of {', '.join(BACKENDS)}"
+            )
+        if self.default_backend not in self.backends:
+            raise ConfigError(
+                f"default_backend {self.default_backend!r} is not among the enabled backends "
+                f"({', '.join(self.backends)})"
+            )
         if self.attach_mode not in ATTACH_MODES:
             raise ConfigError(
                 f"unknown attach_mode {self.attach_mode!r}; use one of {', '.join(ATTACH_MODES)}"

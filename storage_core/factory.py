@@ -1,6 +1,7 @@
 """Assemble a VolumeService from a StorageConfig: the only place that wires adapters."""
 
 import logging
+import os
 
 import openstack
 
@@ -8,13 +9,17 @@ from storage_core.attach.baremetal import BareMetalAttacher
 from storage_core.attach.brick import Brick
 from storage_core.attach.devices import DeviceFinder
 from storage_core.attach.nova import NovaAttacher
+from storage_core.attach.share import ShareMounter
 from storage_core.backends.cinder import CinderBackend
+from storage_core.backends.manila import ManilaBackend
 from storage_core.backends.nova import NovaBackend
 from storage_core.config import StorageConfig
 from storage_core.errors import ConfigError
 from storage_core.executor import Executor
 from storage_core.fs import Filesystems
 from storage_core.host import HostIdentity, InstanceLocator
+from storage_core.kinds.block import CinderVolumes
+from storage_core.kinds.share import HostAccess, ManilaShares
 from storage_core.service import VolumeService
 from storage_core.state import StateStore
 
@@ -41,6 +46,7 @@ def connect(cloud) -> "openstack.connection.Connection":
                 region_name=cloud.region_name,
                 identity_api_version="3",
                 block_storage_api_version="3",
+                shared_file_system_api_version="2",
             )
         return openstack.connect(cloud=cloud.cloud_name, region_name=cloud.region_name)
     except openstack.exceptions.ConfigException as exc:
@@ -62,21 +68,47 @@ def check_host(config: StorageConfig) -> str:
 def build_volume_service(config: StorageConfig, connection=None) -> VolumeService:
     connection = connection or connect(config.cloud)
     executor = Executor()
+    filesystems = Filesystems(executor)
+    builders = {"cinder": _cinder_volumes, "manila": _manila_shares}
+    kinds = [builders[name](config, connection, executor, filesystems) for name in config.backends]
+    return VolumeService(
+        kinds=kinds,
+        filesystems=filesystems,
+        state=StateStore(config.state_db),
+        mount_root=config.effective_mount_root,
+        lock_dir=config.lock_dir,
+        default_backend=config.default_backend,
+    )
+
+
+def _cinder_volumes(config, connection, executor, filesystems) -> CinderVolumes:
     backend = CinderBackend(
         connection,
         create_timeout=config.create_timeout,
         delete_timeout=config.delete_timeout,
     )
     attacher = build_attacher(config, connection, backend, executor)
-    return VolumeService(
-        backend=backend,
-        attacher=attacher,
-        filesystems=Filesystems(executor),
-        state=StateStore(config.state_db),
-        mount_root=config.effective_mount_root,
-        limits=config.limits,
-        lock_dir=config.lock_dir,
+    return CinderVolumes(backend, attacher, filesystems, config.limits)
+
+
+def _manila_shares(config, connection, executor, filesystems) -> ManilaShares:
+    shares = config.shares
+    backend = ManilaBackend(
+        connection,
+        create_timeout=config.create_timeout,
+        delete_timeout=config.delete_timeout,
+        access_timeout=shares.access_timeout,
     )
+    mounter = ShareMounter(
+        executor,
+        filesystems,
+        keyring_dir=os.path.join(config.state_dir, "keys"),
+        nfs_options=shares.nfs_mount_options,
+        cephfs_client=shares.cephfs_client,
+        ceph_conf=shares.ceph_conf,
+    )
+    host = HostAccess.for_host(HostIdentity.detect(config.host_name, config.host_ip), shares)
+    return ManilaShares(backend, mounter, host, config.limits, shares)
 
 
 def choose_attach_mode(config: StorageConfig, locator: InstanceLocator) -> str:

@@ -6,24 +6,36 @@ same mistakes) and record what was asked of them.
 """
 
 import contextlib
+import dataclasses
 import ipaddress
 import itertools
+import os
 import socket
 import threading
 import uuid
 from datetime import datetime, timezone
 
+from storage_core.config import ShareConfig, VolumeLimits
 from storage_core.errors import AttachError, CloudError, CommandError, Conflict, FilesystemError, NotFound
 from storage_core.executor import CommandResult
+from storage_core.host import HostIdentity
+from storage_core.kinds.block import CinderVolumes
+from storage_core.kinds.share import HostAccess, ManilaShares
 from storage_core.models import (
+    ADOPTED_FROM_KEY,
     FSTYPE_KEY,
     OWNER_KEY,
     OWNER_VALUE,
+    AccessRule,
     CloudAttachment,
+    CloudShare,
     CloudVolume,
+    ExportLocation,
     HostAttachment,
     ServerVolumeAttachment,
 )
+from storage_core.service import VolumeService
+from storage_core.state import StateStore
 
 
 class RecordingExecutor:
@@ -177,6 +189,165 @@ class FakeFilesystems:
 
     def is_mounted(self, mountpoint):
         return mountpoint in self.mounted
+
+
+class FakeManila:
+    """A shared-file-system backend held in memory, with ManilaBackend's interface.
+
+    Rules become active at once; `refuse_access_type` makes the driver put
+    rules of that type in error, as a real driver does for a type it lacks.
+    """
+
+    def __init__(self, available=True):
+        self.shares = {}
+        self.rules_by_share = {}
+        self.available = available
+        self.refuse_access_type = None
+        self.calls = []
+
+    def unavailable_reason(self):
+        return None if self.available else "no Manila endpoint in the fake catalog"
+
+    def add_share(self, name, proto="NFS", size_gb=1, owned=True, status="available", metadata=None):
+        meta = {OWNER_KEY: OWNER_VALUE} if owned else {}
+        meta.update(metadata or {})
+        share = CloudShare(
+            id=str(uuid.uuid4()), name=name, size_gb=size_gb, status=status, proto=proto,
+            created_at=datetime.now(timezone.utc), metadata=meta,
+        )
+        self.shares[share.id] = share
+        self.rules_by_share[share.id] = []
+        return share
+
+    def find(self, name):
+        self.calls.append(("find", name))
+        found = [s for s in self.shares.values() if s.name == name]
+        if len(found) > 1:
+            raise Conflict(f"{len(found)} shares named {name!r}")
+        return found[0] if found else None
+
+    def get(self, share_id):
+        self.calls.append(("get", share_id))
+        try:
+            return self.shares[share_id]
+        except KeyError:
+            raise NotFound(f"share {share_id} not found") from None
+
+    def list_owned(self):
+        self.calls.append(("list_owned",))
+        return [s for s in self.shares.values() if s.owned]
+
+    def create(self, spec):
+        self.calls.append(("create", spec.name))
+        share = self.add_share(spec.name, spec.proto, spec.size_gb)
+        share = dataclasses.replace(share, share_type=spec.share_type, availability_zone=spec.availability_zone)
+        self.shares[share.id] = share
+        return share
+
+    def delete(self, share):
+        self.calls.append(("delete", share.id))
+        self.shares.pop(share.id, None)
+        self.rules_by_share.pop(share.id, None)
+
+    def adopt(self, share_id, name):
+        self.calls.append(("adopt", share_id))
+        share = self.get(share_id)
+        meta = {**share.metadata, OWNER_KEY: OWNER_VALUE, ADOPTED_FROM_KEY: share.name or ""}
+        self.shares[share_id] = dataclasses.replace(share, name=name, metadata=meta)
+        return self.shares[share_id]
+
+    def give_back(self, share):
+        self.calls.append(("give_back", share.id))
+        meta = {k: v for k, v in share.metadata.items() if k not in (OWNER_KEY, ADOPTED_FROM_KEY)}
+        self.shares[share.id] = dataclasses.replace(
+            share, name=share.metadata.get(ADOPTED_FROM_KEY) or None, metadata=meta)
+
+    def rules(self, share_id):
+        self.get(share_id)
+        return list(self.rules_by_share[share_id])
+
+    def request_access(self, share_id, access_type, access_to, access_level="rw"):
+        self.calls.append(("request_access", share_id, access_type, access_to))
+        for rule in self.rules(share_id):
+            if (rule.access_type, rule.access_to) == (access_type, access_to):
+                return rule
+        key = "QVFCZmFrZWtleWZha2VrZXk9PQ==" if access_type == "cephx" else None
+        rule = AccessRule(str(uuid.uuid4()), access_type, access_to, access_level, "queued_to_apply", key)
+        self.rules_by_share[share_id].append(rule)
+        return rule
+
+    def wait_access_active(self, share_id, rule):
+        if rule.access_type == self.refuse_access_type:
+            raise CloudError(f"fake driver refused {rule.access_type} access")
+        active = dataclasses.replace(rule, state="active")
+        self.rules_by_share[share_id] = [active if r.id == rule.id else r for r in self.rules(share_id)]
+        return active
+
+    def revoke(self, share_id, rule_id):
+        self.calls.append(("revoke", share_id, rule_id))
+        self.rules_by_share[share_id] = [r for r in self.rules(share_id) if r.id != rule_id]
+
+    def export_locations(self, share_id):
+        share = self.get(share_id)
+        return [ExportLocation(f"fake-server:/exports/{share.id}", preferred=True)]
+
+
+class FakeShareMounter:
+    """Mounts shares in a FakeFilesystems' table; records what it was asked."""
+
+    def __init__(self, filesystems):
+        self._fs = filesystems
+        self.mounts = []
+        self.forgotten_keys = []
+        self.fail_mount = False
+
+    def mount(self, proto, export_path, mountpoint, rule=None):
+        self.mounts.append((proto, export_path, mountpoint, rule.access_to if rule else None))
+        if self.fail_mount:
+            raise FilesystemError(f"fake {proto} mount of {export_path} failed")
+        self._fs.mounted[mountpoint] = export_path
+
+    def unmount(self, mountpoint):
+        self._fs.unmount(mountpoint)
+
+    def forget_key(self, rule_id):
+        self.forgotten_keys.append(rule_id)
+
+
+@dataclasses.dataclass
+class FakeParts:
+    """A VolumeService on fakes, and the fakes, for tests to steer and inspect."""
+
+    service: object
+    cinder: FakeCinder
+    manila: FakeManila
+    filesystems: FakeFilesystems
+    attacher: object
+    mounter: FakeShareMounter
+
+
+def fake_volume_service(directory, limits=None, shares=None, host=None, default_backend="cinder",
+                        cinder=None, attacher=None):
+    """A VolumeService with a Cinder and a Manila kind on in-memory fakes, state under `directory`.
+
+    `cinder` and `attacher` replace the fake ones (e.g. a NovaAttacher on FakeNova).
+    """
+    limits = limits or VolumeLimits(max_size_gb=10)
+    shares = shares or ShareConfig()
+    host = host or HostIdentity(name="host-a", ip="192.0.2.10")
+    cinder = cinder or FakeCinder()
+    manila, fs = FakeManila(), FakeFilesystems()
+    attacher, mounter = attacher or FakeAttacher(cinder), FakeShareMounter(fs)
+    service = VolumeService(
+        kinds=[CinderVolumes(cinder, attacher, fs, limits),
+               ManilaShares(manila, mounter, HostAccess.for_host(host, shares), limits, shares)],
+        filesystems=fs,
+        state=StateStore(os.path.join(directory, "state.db")),
+        mount_root=os.path.join(directory, "mounts"),
+        lock_dir=os.path.join(directory, "locks"),
+        default_backend=default_backend,
+    )
+    return FakeParts(service, cinder, manila, fs, attacher, mounter)
 
 
 class FakeClock:

@@ -9,6 +9,9 @@ from typing import Mapping
 OWNER_KEY = "volume_from"
 OWNER_VALUE = "fuxi"
 FSTYPE_KEY = "fstype"
+# On a share adopted with `share_id`: the name it had before, so that giving it
+# back (on remove) restores it as it was instead of deleting someone's data.
+ADOPTED_FROM_KEY = "fuxi_adopted_from"
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,8 @@ class ShareSpec:
     share_type: str | None = None
     share_network: str | None = None
     availability_zone: str | None = None
+    # Adopt this existing share under `name` instead of creating one.
+    adopt_share_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -122,6 +127,10 @@ class CloudShare:
     @property
     def owned(self) -> bool:
         return self.metadata.get(OWNER_KEY) == OWNER_VALUE
+
+    @property
+    def adopted(self) -> bool:
+        return ADOPTED_FROM_KEY in self.metadata
 
 
 @dataclass(frozen=True)

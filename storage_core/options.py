@@ -1,19 +1,25 @@
-"""Turn the caller's create options into a validated VolumeSpec.
+"""Turn the caller's create options into a validated VolumeSpec or ShareSpec.
 
 Everything is checked before anything is created, and every refusal lists
-what is allowed.
+what is allowed. `backend` picks where the volume lives; the other options
+belong to that backend.
 """
 
-from storage_core.config import MIN_SIZE_GB, VolumeLimits
+from storage_core.config import MIN_SIZE_GB, ShareConfig, VolumeLimits
 from storage_core.errors import InvalidInput
-from storage_core.models import VolumeSpec
+from storage_core.models import SHARE_PROTOCOLS, ShareSpec, VolumeSpec
 from storage_core.names import validate_volume_name
 
-KNOWN_OPTIONS = ("size", "type", "availability_zone", "fstype")
+BACKEND_OPTION = "backend"
+VOLUME_OPTIONS = ("size", "type", "availability_zone", "fstype")
+SHARE_OPTIONS = ("size", "proto", "share_type", "share_network", "availability_zone", "share_id")
+# With share_id the share exists already: its size, protocol and placement are its own.
+_ADOPT_OPTIONS = ("share_id",)
 _MAX_TEXT_OPTION = 255
 
 
-def parse_create_options(name, options, limits: VolumeLimits) -> VolumeSpec:
+def split_backend(name, options, default_backend, enabled_backends) -> tuple[str, dict]:
+    """Check the name and the shape of the options; return (backend, the other options)."""
     validate_volume_name(name)
     if options is None:
         options = {}
@@ -21,15 +27,22 @@ def parse_create_options(name, options, limits: VolumeLimits) -> VolumeSpec:
         raise InvalidInput(
             f"options must be a map of option names to strings, not {type(options).__name__}"
         )
-    unknown = sorted(str(k) for k in options if k not in KNOWN_OPTIONS)
-    if unknown:
-        raise InvalidInput(
-            f"unknown option{'s' if len(unknown) > 1 else ''} "
-            f"{', '.join(repr(u) for u in unknown)}; known options: {', '.join(KNOWN_OPTIONS)}"
-        )
     for key, value in options.items():
         if not isinstance(value, str):
             raise InvalidInput(f"option {key!r} must be a string, not {type(value).__name__}")
+    rest = dict(options)
+    backend = rest.pop(BACKEND_OPTION, default_backend).strip().lower()
+    if backend not in enabled_backends:
+        raise InvalidInput(
+            f"option backend={options.get(BACKEND_OPTION)!r} is not available; allowed: "
+            f"{', '.join(enabled_backends)}"
+        )
+    return backend, rest
+
+
+def parse_volume_options(name, options, limits: VolumeLimits) -> VolumeSpec:
+    """Options of a Cinder volume (already split from `backend`)."""
+    _refuse_unknown(options, VOLUME_OPTIONS, "a Cinder volume")
     return VolumeSpec(
         name=name,
         size_gb=_parse_size(options.get("size"), limits),
@@ -37,6 +50,38 @@ def parse_create_options(name, options, limits: VolumeLimits) -> VolumeSpec:
         volume_type=_parse_text("type", options.get("type")),
         availability_zone=_parse_text("availability_zone", options.get("availability_zone")),
     )
+
+
+def parse_share_options(name, options, limits: VolumeLimits, shares: ShareConfig) -> ShareSpec:
+    """Options of a Manila share (already split from `backend`)."""
+    _refuse_unknown(options, SHARE_OPTIONS, "a Manila share")
+    adopt = _parse_text("share_id", options.get("share_id"))
+    if adopt is not None:
+        extra = sorted(k for k in options if k not in _ADOPT_OPTIONS)
+        if extra:
+            raise InvalidInput(
+                f"option share_id adopts an existing share as it is; drop {', '.join(extra)} "
+                "(its size, protocol and placement are the share's own)"
+            )
+        return ShareSpec(name=name, size_gb=0, proto="", adopt_share_id=adopt)
+    return ShareSpec(
+        name=name,
+        size_gb=_parse_size(options.get("size"), limits),
+        proto=_parse_proto(options.get("proto"), shares.default_proto),
+        share_type=_parse_text("share_type", options.get("share_type")) or shares.share_type,
+        share_network=_parse_text("share_network", options.get("share_network")) or shares.share_network,
+        availability_zone=_parse_text("availability_zone", options.get("availability_zone")),
+    )
+
+
+def _refuse_unknown(options, known, what):
+    unknown = sorted(str(k) for k in options if k not in known)
+    if unknown:
+        raise InvalidInput(
+            f"unknown option{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(u) for u in unknown)} for {what}; known options: "
+            f"{BACKEND_OPTION}, {', '.join(known)}"
+        )
 
 
 def _parse_size(raw, limits: VolumeLimits) -> int:
@@ -60,6 +105,18 @@ def _parse_fstype(raw, limits: VolumeLimits) -> str:
             f"option fstype={raw!r} is not supported; allowed: {', '.join(limits.allowed_fstypes)}"
         )
     return raw
+
+
+def _parse_proto(raw, default) -> str:
+    if raw is None:
+        return default
+    proto = raw.strip().upper()
+    if proto not in SHARE_PROTOCOLS:
+        raise InvalidInput(
+            f"option proto={raw!r} is not supported; allowed: "
+            f"{', '.join(p.lower() for p in SHARE_PROTOCOLS)}"
+        )
+    return proto
 
 
 def _parse_text(key, raw):

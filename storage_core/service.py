@@ -1,45 +1,44 @@
 """VolumeService: the whole life of a volume on this host, idempotent at every step.
 
 Callers (fuxi's Docker API, a CSI driver) translate their protocol into these
-calls. Every call that changes a volume holds that volume's lock; mounts are
-counted per (name, caller id) in durable state; the volume is attached at its
-first mount and detached at its last unmount.
+calls. A volume lives in one backend (a Cinder volume or a Manila share, see
+storage_core.kinds); what every backend shares is kept here: every call that
+changes a volume holds that volume's lock; mounts are counted per (name,
+caller id) in durable state; the volume is put on this host at its first
+mount and taken off at its last unmount; what is not ours is never touched.
 """
 
-import dataclasses
 import logging
 import os
 
 from oslo_concurrency import lockutils
 
 from storage_core.errors import Conflict, InvalidInput, NotFound, NotOwned, StorageError
-from storage_core.models import OWNER_KEY, OWNER_VALUE, CloudVolume, VolumeInfo
+from storage_core.models import OWNER_KEY, OWNER_VALUE, VolumeInfo
 from storage_core.names import validate_volume_name
-from storage_core.options import parse_create_options
+from storage_core.options import split_backend
 from storage_core.state import HostVolume, Phase
 
 LOG = logging.getLogger(__name__)
 
-# Cinder statuses in which a volume can be attached to one more host.
-_ATTACHABLE = ("available",)
 
-
-def _not_owned(vol: CloudVolume, doing: str) -> NotOwned:
+def _not_owned(kind, vol, doing: str) -> NotOwned:
     return NotOwned(
-        f"volume {vol.name!r} ({vol.id}) exists in the cloud but was not created by fuxi "
-        f"(no {OWNER_KEY}={OWNER_VALUE} metadata), so fuxi will not {doing} it; "
+        f"{kind.noun} {vol.name!r} ({vol.id}) exists in {kind.name.capitalize()} but was not "
+        f"created by fuxi (no {OWNER_KEY}={OWNER_VALUE} metadata), so fuxi will not {doing} it; "
         "pick another name or manage it outside fuxi"
     )
 
 
 class VolumeService:
-    def __init__(self, backend, attacher, filesystems, state, mount_root, limits, lock_dir):
-        self._backend = backend
-        self._attacher = attacher
+    def __init__(self, kinds, filesystems, state, mount_root, lock_dir, default_backend=None):
+        """`kinds`: the enabled volume kinds (storage_core.kinds); `default_backend`
+        the one a create without `backend` uses (default: the first)."""
+        self._kinds = {kind.name: kind for kind in kinds}
+        self._default = default_backend or next(iter(self._kinds))
         self._fs = filesystems
         self._state = state
         self._mount_root = mount_root
-        self._limits = limits
         self._lock_dir = lock_dir
         os.makedirs(mount_root, exist_ok=True)
         os.makedirs(lock_dir, exist_ok=True)
@@ -51,36 +50,67 @@ class VolumeService:
     def mountpoint_for(self, name) -> str:
         return os.path.join(self._mount_root, name)
 
+    # -- which backend holds a name -------------------------------------
+
+    def _usable_kinds(self):
+        return [k for k in self._kinds.values() if k.unavailable_reason() is None]
+
+    def _kind(self, backend):
+        kind = self._kinds[backend]
+        reason = kind.unavailable_reason()
+        if reason:
+            usable = ", ".join(k.name for k in self._usable_kinds())
+            raise InvalidInput(f"option backend={backend} cannot be used: {reason}; usable: {usable}")
+        return kind
+
+    def _locate(self, name):
+        """(kind, cloud record) of the volume called `name`, or (None, None).
+
+        The backend this host last saw the name in is asked first and trusted;
+        otherwise every backend is asked, and a name fuxi owns in two of them
+        is a conflict nobody should guess about.
+        """
+        remembered = self._state.known_volume(name)
+        kinds = self._usable_kinds()
+        if remembered is not None:
+            kinds.sort(key=lambda k: k.name != remembered[0])
+        found = []
+        for kind in kinds:
+            record = kind.find(name)
+            if record is None:
+                continue
+            if remembered is not None and kind.name == remembered[0]:
+                return kind, record
+            found.append((kind, record))
+        owned = [(k, r) for k, r in found if r.owned]
+        if len(owned) > 1:
+            raise Conflict(
+                f"fuxi owns both {' and '.join(f'a {k.name.capitalize()} {k.noun} ({r.id})' for k, r in owned)} "
+                f"named {name!r}; rename or remove one of them in the cloud"
+            )
+        return (owned or found or [(None, None)])[0]
+
     # -- lifecycle ------------------------------------------------------
 
-    def create(self, name, options=None) -> CloudVolume:
-        spec = parse_create_options(name, options, self._limits)
+    def create(self, name, options=None):
+        backend, rest = split_backend(name, options, self._default, tuple(self._kinds))
+        kind = self._kind(backend)
+        spec = kind.parse_options(name, rest)
         with self._lock(name):
-            existing = self._backend.find(name)
-            vol = self._same_or_conflict(existing, spec) if existing else self._backend.create(spec)
-            self._state.remember_volume(vol)
+            existing_kind, existing = self._locate(name)
+            if existing is None:
+                vol = kind.create(spec)
+            elif not existing.owned:
+                raise _not_owned(existing_kind, existing, "reuse")
+            elif existing_kind is not kind:
+                raise Conflict(
+                    f"{name!r} already exists as a {existing_kind.name.capitalize()} {existing_kind.noun} "
+                    f"({existing.id}); remove it first or create it with backend={existing_kind.name}"
+                )
+            else:
+                vol = kind.same_or_conflict(existing, spec)
+            self._state.remember_volume(kind.name, vol)
             return vol
-
-    def _same_or_conflict(self, existing, spec) -> CloudVolume:
-        if not existing.owned:
-            raise _not_owned(existing, "reuse")
-        differences = []
-        if existing.size_gb != spec.size_gb:
-            differences.append(f"size {existing.size_gb} GiB (asked {spec.size_gb})")
-        if (existing.fstype or self._limits.default_fstype) != spec.fstype:
-            differences.append(f"fstype {existing.fstype} (asked {spec.fstype})")
-        if spec.volume_type and existing.volume_type != spec.volume_type:
-            differences.append(f"type {existing.volume_type} (asked {spec.volume_type})")
-        if spec.availability_zone and existing.availability_zone != spec.availability_zone:
-            differences.append(
-                f"availability_zone {existing.availability_zone} (asked {spec.availability_zone})"
-            )
-        if differences:
-            raise Conflict(
-                f"volume {spec.name!r} already exists with {', '.join(differences)}; "
-                "remove it first or create it with the same options"
-            )
-        return existing
 
     def remove(self, name) -> None:
         validate_volume_name(name)
@@ -91,22 +121,19 @@ class VolumeService:
                     f"volume {name!r} is still mounted {mounts} time(s) on this host; "
                     "stop the containers using it first"
                 )
-            vol = self._backend.find(name)
+            kind, vol = self._locate(name)
             if vol is None:
                 self._release_host(name)
                 self._state.forget_volume(name)
                 return
             if not vol.owned:
-                raise _not_owned(vol, "delete")
+                raise _not_owned(kind, vol, "delete")
             if self._release_host(name):
-                vol = self._backend.get(vol.id)  # our leftover attachment just went
-            if vol.attachments:
-                raise Conflict(
-                    f"volume {name!r} is attached to {_where(vol)}; unmount it there before removing it"
-                )
-            self._backend.delete(vol)
+                vol = kind.get(vol.id)  # what this host held of it just went
+            kind.prepare_delete(vol)
+            kind.delete(vol)
             self._state.forget_volume(name)
-            LOG.info("removed volume %s (%s)", name, vol.id)
+            LOG.info("removed %s %s (%s)", kind.noun, name, vol.id)
 
     # -- mounts ---------------------------------------------------------
 
@@ -121,92 +148,65 @@ class VolumeService:
                     # what is left, then do it again from the start.
                     LOG.warning("volume %s: finishing interrupted %s state", name, hv.phase)
                     self._teardown(hv)
-                hv = self._attach_and_mount(name)
+                hv = self._put_on_host(name)
             total = self._state.add_mount(name, caller_id)
             LOG.info("volume %s mounted for %s (%d live mounts)", name, caller_id, total)
             return hv.mountpoint
 
-    def _find_owned(self, name, doing) -> CloudVolume:
-        """Look `name` up in the cloud: ours, or NotFound / NotOwned.
+    def _find_owned(self, name, doing):
+        """(kind, record) of `name` if fuxi owns it, else NotFound / NotOwned.
 
         Writes nothing locally: Get, called before every Create, uses it too.
         """
-        vol = self._backend.find(name)
+        kind, vol = self._locate(name)
         if vol is None:
             raise NotFound(f"volume {name!r} does not exist; create it first")
         if not vol.owned:
-            raise _not_owned(vol, doing)
-        return vol
+            raise _not_owned(kind, vol, doing)
+        return kind, vol
 
-    def _attachable_volume(self, name) -> CloudVolume:
-        """Look the volume up in the cloud and check that it may be attached here."""
+    def _mountable_volume(self, name):
+        """Look the volume up in the cloud and check that it may be put on this host."""
         try:
-            vol = self._find_owned(name, "attach")
+            kind, vol = self._find_owned(name, "attach")
         except NotFound:
             self._state.forget_volume(name)
             raise
-        self._state.remember_volume(vol)
-        # A multiattach volume in use elsewhere can be attached here as well.
-        if vol.status not in _ATTACHABLE and not (vol.multiattach and vol.status == "in-use"):
-            where = _where(vol)
-            raise Conflict(
-                f"volume {name!r} is {vol.status}"
-                + (f" (attached to {where})" if where else "")
-                + "; it can be mounted only when available"
-                + (" or in-use" if vol.multiattach else "")
-            )
-        return vol
+        self._state.remember_volume(kind.name, vol)
+        kind.check_mountable(vol)
+        return kind, vol
 
-    def _attach(self, name, journal):
-        """Attach the volume named `name`; return (volume, host attachment).
+    def _put_on_host(self, name) -> HostVolume:
+        """Attach (or grant) and mount `name`.
 
-        A volume this host created or saw is attached by its remembered id,
-        saving a lookup; if the cloud refuses (gone, or not available), the
-        volume is looked up afresh so the answer says why.
+        A volume this host created or saw is tried by its remembered id,
+        saving a lookup; if the cloud refuses (gone, or not available), it is
+        looked up afresh so the answer says why.
         """
-        vol = self._state.known_volume(name)
-        if vol is not None:
-            try:
-                return vol, self._attacher.attach(vol, journal)
-            except (NotFound, Conflict) as exc:
-                LOG.info("volume %s: attach by remembered id failed (%s); looking it up", name, exc)
-        vol = self._attachable_volume(name)
-        return vol, self._attacher.attach(vol, journal)
-
-    def _attach_and_mount(self, name) -> HostVolume:
         mountpoint = self.mountpoint_for(name)
+        remembered = self._state.known_volume(name)
+        if remembered is not None and remembered[0] in self._kinds:
+            kind = self._kinds[remembered[0]]
+            try:
+                return self._put_on_host_as(kind, remembered[1], name, mountpoint)
+            except (NotFound, Conflict) as exc:
+                LOG.info("volume %s: mount by remembered id failed (%s); looking it up", name, exc)
+        kind, vol = self._mountable_volume(name)
+        return self._put_on_host_as(kind, vol, name, mountpoint)
 
-        def journal(pending):
-            # Written before the host connects, so a crash leaves what to undo.
-            self._state.save_host_volume(
-                HostVolume(
-                    name=name,
-                    volume_id=pending.volume_id,
-                    phase=Phase.ATTACHING,
-                    attachment_id=pending.attachment_id,
-                    connection_info=dict(pending.connection_info),
-                    mountpoint=mountpoint,
-                )
-            )
-
-        vol, attachment = self._attach(name, journal)
-        hv = HostVolume(
-            name=name,
-            volume_id=vol.id,
-            phase=Phase.ATTACHED,
-            attachment_id=attachment.attachment_id,
-            connection_info=dict(attachment.connection_info),
-            device_path=attachment.device_path,
-            mountpoint=mountpoint,
-        )
-        self._state.save_host_volume(hv)
+    def _put_on_host_as(self, kind, vol, name, mountpoint) -> HostVolume:
         try:
-            fstype = self._fs.ensure_filesystem(attachment.device_path, vol.fstype or self._limits.default_fstype)
-            self._fs.mount(attachment.device_path, mountpoint, fstype)
+            hv = kind.put_on_host(vol, name, mountpoint, self._state.save_host_volume)
         except StorageError:
-            self._teardown(hv)
+            # Leave nothing half-done behind; if even that fails, the journal
+            # keeps the record for the next mount or remove to finish.
+            partial = self._state.host_volume(name)
+            if partial is not None:
+                try:
+                    self._teardown(partial)
+                except StorageError:
+                    LOG.exception("volume %s: could not undo a failed mount; will retry", name)
             raise
-        hv = dataclasses.replace(hv, phase=Phase.MOUNTED)
         self._state.save_host_volume(hv)
         return hv
 
@@ -233,10 +233,7 @@ class VolumeService:
 
     def _teardown(self, hv: HostVolume) -> None:
         """Undo whatever this host holds for the volume, in reverse order."""
-        if hv.mountpoint:
-            self._fs.unmount(hv.mountpoint)
-        if hv.host_attachment is not None:
-            self._attacher.detach(hv.host_attachment)
+        self._kinds[hv.backend].take_off_host(hv)
         self._state.forget_host_volume(hv.name)
         if hv.mountpoint:
             try:
@@ -252,18 +249,18 @@ class VolumeService:
         hv = self._state.host_volume(name)
         if hv and hv.phase == Phase.MOUNTED and self._state.mount_count(name):
             return hv.mountpoint
-        if self._backend.find(name) is None:
+        if self._locate(name)[1] is None:
             raise NotFound(f"volume {name!r} does not exist")
         return None
 
     def get(self, name) -> VolumeInfo:
         validate_volume_name(name)
-        return self._info(self._find_owned(name, "manage"))
+        return self._info(*self._find_owned(name, "manage"))
 
     def list(self) -> list[VolumeInfo]:
-        return [self._info(v) for v in self._backend.list_owned()]
+        return [self._info(kind, v) for kind in self._usable_kinds() for v in kind.list_owned()]
 
-    def _info(self, vol: CloudVolume) -> VolumeInfo:
+    def _info(self, kind, vol) -> VolumeInfo:
         hv = self._state.host_volume(vol.name)
         mounts = self._state.mount_count(vol.name)
         mounted = bool(hv and hv.phase == Phase.MOUNTED and mounts)
@@ -272,24 +269,12 @@ class VolumeService:
             mountpoint=hv.mountpoint if mounted else None,
             created_at=vol.created_at,
             status={
-                "volume_id": vol.id,
-                "size_gb": vol.size_gb,
-                "fstype": vol.fstype or self._limits.default_fstype,
-                "cloud_status": vol.status,
+                "backend": kind.name,
+                **kind.status(vol),
                 "attached": bool(hv and hv.phase in (Phase.ATTACHED, Phase.MOUNTED)),
-                "attach_mode": self._attacher.mode,
                 "mounts": mounts,
-                "volume_type": vol.volume_type,
-                "availability_zone": vol.availability_zone,
             },
         )
-
-
-def _where(vol: CloudVolume) -> str:
-    """Who holds the volume's attachments, as well as the cloud tells."""
-    return ", ".join(
-        sorted({a.host_name or a.server_id or f"attachment {a.attachment_id}" for a in vol.attachments})
-    )
 
 
 def _caller(caller_id) -> str:

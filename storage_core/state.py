@@ -10,14 +10,21 @@ import os
 import sqlite3
 import threading
 from dataclasses import dataclass
-
 from datetime import datetime
 
-from storage_core.models import CloudVolume, HostAttachment
+from storage_core.models import CloudShare, CloudVolume, HostAttachment
+
+# Columns added after the first release, with their definitions: added to an
+# older state file when it is opened, so an upgrade keeps every record.
+_ADDED_COLUMNS = {
+    "host_volumes": {"backend": "TEXT NOT NULL DEFAULT 'cinder'"},
+    "known_volumes": {"backend": "TEXT NOT NULL DEFAULT 'cinder'", "proto": "TEXT"},
+}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS host_volumes (
     name TEXT PRIMARY KEY,
+    backend TEXT NOT NULL DEFAULT 'cinder',
     volume_id TEXT NOT NULL,
     attachment_id TEXT,
     connection_info TEXT,
@@ -27,12 +34,14 @@ CREATE TABLE IF NOT EXISTS host_volumes (
 );
 CREATE TABLE IF NOT EXISTS known_volumes (
     name TEXT PRIMARY KEY,
+    backend TEXT NOT NULL DEFAULT 'cinder',
     volume_id TEXT NOT NULL,
     size_gb INTEGER NOT NULL,
     metadata TEXT NOT NULL,
     volume_type TEXT,
     availability_zone TEXT,
-    created_at TEXT
+    created_at TEXT,
+    proto TEXT
 );
 CREATE TABLE IF NOT EXISTS mounts (
     name TEXT NOT NULL,
@@ -46,13 +55,20 @@ CREATE TABLE IF NOT EXISTS mounts (
 class Phase:
     """How far the host side of a volume got. Written before each next step."""
 
-    ATTACHING = "attaching"  # cloud attachment exists; host connect may not
-    ATTACHED = "attached"  # block device present on this host
+    ATTACHING = "attaching"  # cloud attachment (or access rule) asked for; host side may not be
+    ATTACHED = "attached"  # block device present (or access rule active) on this host
     MOUNTED = "mounted"  # file system mounted at mountpoint
 
 
 @dataclass(frozen=True)
 class HostVolume:
+    """What this host holds of one volume.
+
+    For a Cinder volume `attachment_id` is the cloud attachment and
+    `connection_info` os-brick's; for a Manila share they are this host's
+    access rule and the export that was mounted.
+    """
+
     name: str
     volume_id: str
     phase: str
@@ -60,6 +76,7 @@ class HostVolume:
     connection_info: dict | None = None
     device_path: str | None = None
     mountpoint: str | None = None
+    backend: str = "cinder"
 
     @property
     def host_attachment(self) -> HostAttachment | None:
@@ -81,6 +98,14 @@ class StateStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._add_missing_columns()
+
+    def _add_missing_columns(self):
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for column, definition in columns.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self):
         with self._lock:
@@ -91,7 +116,7 @@ class StateStore:
     def host_volume(self, name) -> HostVolume | None:
         with self._lock:
             row = self._db.execute(
-                "SELECT name, volume_id, phase, attachment_id, connection_info, device_path,"
+                "SELECT name, volume_id, phase, backend, attachment_id, connection_info, device_path,"
                 " mountpoint FROM host_volumes WHERE name = ?",
                 (name,),
             ).fetchone()
@@ -100,7 +125,7 @@ class StateStore:
     def host_volumes(self) -> list[HostVolume]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT name, volume_id, phase, attachment_id, connection_info, device_path,"
+                "SELECT name, volume_id, phase, backend, attachment_id, connection_info, device_path,"
                 " mountpoint FROM host_volumes ORDER BY name"
             ).fetchall()
         return [_row_to_host_volume(r) for r in rows]
@@ -108,12 +133,13 @@ class StateStore:
     def save_host_volume(self, hv: HostVolume) -> None:
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO host_volumes (name, volume_id, phase, attachment_id,"
-                " connection_info, device_path, mountpoint) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO host_volumes (name, volume_id, phase, backend, attachment_id,"
+                " connection_info, device_path, mountpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     hv.name,
                     hv.volume_id,
                     hv.phase,
+                    hv.backend,
                     hv.attachment_id,
                     json.dumps(hv.connection_info) if hv.connection_info is not None else None,
                     hv.device_path,
@@ -127,44 +153,50 @@ class StateStore:
 
     # -- volumes seen in the cloud --------------------------------------
 
-    def remember_volume(self, vol: CloudVolume) -> None:
-        """Note an owned cloud volume by name, so a later mount need not look it up."""
+    def remember_volume(self, backend, vol: CloudVolume | CloudShare) -> None:
+        """Note an owned Cinder volume or Manila share by name, so a later mount need not look it up."""
+        share = isinstance(vol, CloudShare)
         with self._lock:
             self._db.execute(
-                "INSERT OR REPLACE INTO known_volumes (name, volume_id, size_gb, metadata,"
-                " volume_type, availability_zone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO known_volumes (name, backend, volume_id, size_gb, metadata,"
+                " volume_type, availability_zone, created_at, proto) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     vol.name,
+                    backend,
                     vol.id,
                     vol.size_gb,
                     json.dumps(dict(vol.metadata)),
-                    vol.volume_type,
+                    vol.share_type if share else vol.volume_type,
                     vol.availability_zone,
                     vol.created_at.isoformat() if vol.created_at else None,
+                    vol.proto if share else None,
                 ),
             )
 
-    def known_volume(self, name) -> CloudVolume | None:
-        """The volume last seen under `name`; its status is not known, hence "unknown"."""
+    def known_volume(self, name) -> tuple[str, CloudVolume | CloudShare] | None:
+        """(backend, the volume or share last seen under `name`); its status is
+        not known, hence "unknown"."""
         with self._lock:
             row = self._db.execute(
-                "SELECT volume_id, size_gb, metadata, volume_type, availability_zone, created_at"
-                " FROM known_volumes WHERE name = ?",
+                "SELECT backend, volume_id, size_gb, metadata, volume_type, availability_zone,"
+                " created_at, proto FROM known_volumes WHERE name = ?",
                 (name,),
             ).fetchone()
         if row is None:
             return None
-        volume_id, size_gb, metadata, volume_type, zone, created_at = row
-        return CloudVolume(
+        backend, volume_id, size_gb, metadata, type_name, zone, created_at, proto = row
+        common = dict(
             id=volume_id,
             name=name,
             size_gb=size_gb,
             status="unknown",
             created_at=datetime.fromisoformat(created_at) if created_at else None,
             metadata=json.loads(metadata),
-            volume_type=volume_type,
             availability_zone=zone,
         )
+        if proto is not None:
+            return backend, CloudShare(proto=proto, share_type=type_name, **common)
+        return backend, CloudVolume(volume_type=type_name, **common)
 
     def forget_volume(self, name) -> None:
         with self._lock:
@@ -222,11 +254,12 @@ class StateStore:
 
 
 def _row_to_host_volume(row) -> HostVolume:
-    name, volume_id, phase, attachment_id, connection_info, device_path, mountpoint = row
+    name, volume_id, phase, backend, attachment_id, connection_info, device_path, mountpoint = row
     return HostVolume(
         name=name,
         volume_id=volume_id,
         phase=phase,
+        backend=backend,
         attachment_id=attachment_id,
         connection_info=json.loads(connection_info) if connection_info else None,
         device_path=device_path,

@@ -85,10 +85,14 @@ def connect(clouds_yaml, cloud_name):
 
 
 
-def start_devcloud(workdir, nova=False) -> tuple[DevcloudProcess, Cloud]:
-    """devcloud in its own process; with nova=True fuxi attaches through its Nova."""
+def start_devcloud(workdir, nova=False, share_args=()) -> tuple[DevcloudProcess, Cloud]:
+    """devcloud in its own process; with nova=True fuxi attaches through its Nova.
+
+    share_args: devcloud flags for its Manila backends (see
+    tests.share_servers.devcloud_share_args)."""
     workdir = Path(workdir)
-    devcloud = DevcloudProcess(str(workdir / "devcloud"), clouds_yaml=str(workdir / "clouds.yaml"))
+    devcloud = DevcloudProcess(str(workdir / "devcloud"), clouds_yaml=str(workdir / "clouds.yaml"),
+                               extra_args=share_args)
     devcloud.start()
     options = {"attach_mode": "nova", **devcloud.host_defaults()} if nova else BAREMETAL
     kind = "devcloud-nova" if nova else "devcloud"

@@ -120,3 +120,23 @@ def realcloud_stack():
         raise
     yield stack
     stack.stop()
+
+
+# -- real share servers (tests/share_servers.py) ----------------------------
+
+@pytest.fixture(scope="session")
+def glusterfs_server(tmp_path_factory):
+    """A real GlusterFS server for the session, its volume root mounted at .root_mount."""
+    from tests.share_servers import running_glusterfs
+
+    with running_glusterfs(tmp_path_factory.mktemp("glusterfs")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cephfs_server(tmp_path_factory):
+    """A real one-node Ceph with CephFS for the session, / mounted at .root_mount."""
+    from tests.share_servers import running_cephfs
+
+    with running_cephfs(tmp_path_factory.mktemp("cephfs")) as server:
+        yield server

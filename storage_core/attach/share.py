@@ -1,4 +1,5 @@
-"""Mount a Manila share's export on this host: NFS, CephFS (ceph-fuse) or GlusterFS (FUSE).
+"""Mount a Manila share's export on this host: NFS, CephFS (ceph-fuse or the
+kernel client) or GlusterFS (FUSE).
 
 Every command is an argv list; option values are checked against what is
 allowed before they get near a command, and secrets (a cephx key) go to a
@@ -50,11 +51,15 @@ def split_cephfs_export(path):
 
 
 class ShareMounter:
-    def __init__(self, executor, filesystems, keyring_dir, nfs_options="vers=4.1"):
+    def __init__(self, executor, filesystems, keyring_dir, nfs_options="vers=4.1",
+                 cephfs_client="fuse", ceph_conf=None):
         self._executor = executor
         self._fs = filesystems
         self._keyring_dir = keyring_dir
         self._nfs_options = parse_nfs_options(nfs_options)
+        self._cephfs_client = cephfs_client
+        # A cluster without cephx (auth none) is reachable only with its conf.
+        self._ceph_conf = ceph_conf
 
     def mount(self, proto, export_path, mountpoint, rule=None) -> None:
         os.makedirs(mountpoint, exist_ok=True)
@@ -75,11 +80,12 @@ class ShareMounter:
         self._fs.unmount(mountpoint)
 
     def forget_key(self, rule_id) -> None:
-        """Remove the keyring written for an access rule, once it is revoked."""
-        try:
-            os.unlink(self._keyring_path(rule_id))
-        except FileNotFoundError:
-            pass
+        """Remove the keyring (or secret file) written for an access rule, once it is revoked."""
+        for path in (self._keyring_path(rule_id), self._secret_path(rule_id)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def _argv(self, proto, export_path, mountpoint, rule):
         if proto == "NFS":
@@ -88,26 +94,50 @@ class ShareMounter:
             # host:/volume[/subdir]: the FUSE client mounts a subdirectory itself.
             return ["mount", "-t", "glusterfs", export_path, mountpoint]
         if proto == "CEPHFS":
+            if rule is not None and not _CEPHX_ID.fullmatch(rule.access_to or ""):
+                raise InvalidInput(f"cephx client id {rule.access_to!r} is not allowed")
+            if self._cephfs_client == "kernel":
+                return self._kernel_cephfs_argv(export_path, mountpoint, rule)
             monitors, root = split_cephfs_export(export_path)
-            argv = ["ceph-fuse", "-m", monitors, "-r", root]
+            argv = ["ceph-fuse"]
+            if self._ceph_conf:
+                argv += ["-c", self._ceph_conf]
+            argv += ["-m", monitors, "-r", root]
             if rule is not None:
-                if not _CEPHX_ID.fullmatch(rule.access_to or ""):
-                    raise InvalidInput(f"cephx client id {rule.access_to!r} is not allowed")
                 argv += ["--id", rule.access_to]
                 if rule.access_key:
-                    argv += ["-k", self._write_keyring(rule)]
+                    argv += ["-k", self._write_secret(rule, self._keyring_path(rule.id), keyring=True)]
             return argv + [mountpoint]
         raise InvalidInput(f"share protocol {proto!r} is not supported; allowed: NFS, CEPHFS, GLUSTERFS")
+
+    def _kernel_cephfs_argv(self, export_path, mountpoint, rule):
+        # The kernel client takes the monitors and path as they are exported;
+        # the key goes in a secret file, never in the options string.
+        split_cephfs_export(export_path)
+        options = []
+        if rule is not None:
+            options.append(f"name={rule.access_to}")
+            if rule.access_key:
+                options.append("secretfile=" + self._write_secret(rule, self._secret_path(rule.id)))
+        if self._ceph_conf:
+            options.append(f"conf={self._ceph_conf}")
+        argv = ["mount", "-t", "ceph", export_path, mountpoint]
+        return argv + (["-o", ",".join(options)] if options else [])
 
     def _keyring_path(self, rule_id):
         return os.path.join(self._keyring_dir, f"{rule_id}.keyring")
 
-    def _write_keyring(self, rule) -> str:
+    def _secret_path(self, rule_id):
+        return os.path.join(self._keyring_dir, f"{rule_id}.secret")
+
+    def _write_secret(self, rule, path, keyring=False) -> str:
+        """Write the rule's cephx key, readable by root only: a keyring for
+        ceph-fuse, the bare key for the kernel client's secretfile."""
         if not _CEPHX_KEY.fullmatch(rule.access_key):
             raise InvalidInput("the cephx key Manila returned is not a base64 key; refusing to use it")
         os.makedirs(self._keyring_dir, mode=0o700, exist_ok=True)
-        path = self._keyring_path(rule.id)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(f"[client.{rule.access_to}]\n\tkey = {rule.access_key}\n")
+            f.write(f"[client.{rule.access_to}]\n\tkey = {rule.access_key}\n" if keyring
+                    else rule.access_key + "\n")
         return path

@@ -13,6 +13,7 @@ from storage_core.backends.cloud_time import parse_cloud_time
 from storage_core.backends.sdk_errors import detail, translate_errors
 from storage_core.errors import CloudError, Conflict, NotFound, Timeout
 from storage_core.models import (
+    ADOPTED_FROM_KEY,
     OWNER_KEY,
     OWNER_VALUE,
     AccessRule,
@@ -26,8 +27,6 @@ LOG = logging.getLogger(__name__)
 
 _FAILED_SHARE_STATUSES = ("error", "error_deleting")
 _FAILED_RULE_STATES = ("error",)
-
-
 
 
 def _to_share(share) -> CloudShare:
@@ -67,6 +66,14 @@ class ManilaBackend:
     @property
     def _sfs(self):
         return self._conn.shared_file_system
+
+    def unavailable_reason(self) -> str | None:
+        """None when the cloud's catalog offers Manila, else why not."""
+        try:
+            self._sfs.get_endpoint()
+        except Exception as exc:  # keystoneauth's catalog errors have no common base with the SDK's
+            return f"the cloud's catalog has no usable Manila endpoint ({exc})"
+        return None
 
     # -- shares ---------------------------------------------------------
 
@@ -136,6 +143,33 @@ class ManilaBackend:
 
         wait_until(gone, self._delete_timeout, f"share {share.id} to be deleted", self._clock)
 
+    def adopt(self, share_id, name) -> CloudShare:
+        """Make an existing share fuxi's, under `name`; its old name is kept in
+        its metadata so that `give_back` can restore it."""
+        share = self.get(share_id)
+        if share.owned:
+            if share.name == name:
+                return share
+            raise Conflict(
+                f"share {share_id} is already the fuxi volume {share.name!r}; use that name"
+            )
+        if share.status != "available":
+            raise Conflict(f"share {share_id} is {share.status}; only an available share can be adopted")
+        with translate_errors(f"adopting share {share_id} as {name!r}", "Manila"):
+            self._sfs.set_share_metadata(share_id, **{OWNER_KEY: OWNER_VALUE,
+                                                      ADOPTED_FROM_KEY: share.name or ""})
+            self._sfs.update_share(share_id, display_name=name)
+        LOG.info("adopted Manila share %s (was %r) as %s", share_id, share.name, name)
+        return self.get(share_id)
+
+    def give_back(self, share: CloudShare) -> None:
+        """Undo `adopt`: the share keeps its data and gets its old name back."""
+        original = share.metadata.get(ADOPTED_FROM_KEY) or None
+        with translate_errors(f"giving back share {share.id}", "Manila"):
+            self._sfs.update_share(share.id, display_name=original)
+            self._sfs.delete_share_metadata(share.id, [OWNER_KEY, ADOPTED_FROM_KEY])
+        LOG.info("gave back Manila share %s as %r, not deleted", share.id, original)
+
     def _wait_share(self, share_id, wanted, timeout) -> CloudShare:
         def check():
             share = self.get(share_id)
@@ -165,32 +199,37 @@ class ManilaBackend:
 
     def grant(self, share_id, access_type, access_to, access_level="rw") -> AccessRule:
         """Grant access and wait until the rule is active (an existing equal rule is reused)."""
+        rule = self.request_access(share_id, access_type, access_to, access_level)
+        return self.wait_access_active(share_id, rule)
+
+    def request_access(self, share_id, access_type, access_to, access_level="rw") -> AccessRule:
+        """Ask for access (or find the equal rule asked for before); do not wait for it."""
         existing = [r for r in self.rules(share_id)
                     if (r.access_type, r.access_to) == (access_type, access_to)]
         if existing:
-            rule = existing[0]
-        else:
-            with translate_errors(f"granting {access_type} access to {access_to} on share {share_id}",
-                                  "Manila"):
-                try:
-                    created = self._sfs.create_access_rule(
-                        share_id, access_type=access_type, access_to=access_to, access_level=access_level
-                    )
-                except sdk_exceptions.BadRequestException as exc:
-                    raise Conflict(
-                        f"Manila refused {access_type} access for {access_to!r} on share {share_id}: "
-                        f"{detail(exc)}"
-                    ) from exc
-            rule = _to_rule(created)
+            return existing[0]
+        with translate_errors(f"granting {access_type} access to {access_to} on share {share_id}",
+                              "Manila"):
+            try:
+                created = self._sfs.create_access_rule(
+                    share_id, access_type=access_type, access_to=access_to, access_level=access_level
+                )
+            except sdk_exceptions.BadRequestException as exc:
+                raise Conflict(
+                    f"Manila refused {access_type} access for {access_to!r} on share {share_id}: "
+                    f"{detail(exc)}"
+                ) from exc
+        return _to_rule(created)
 
+    def wait_access_active(self, share_id, rule: AccessRule) -> AccessRule:
         def active():
             current = next((r for r in self.rules(share_id) if r.id == rule.id), None)
             if current is None:
                 raise CloudError(f"access rule {rule.id} of share {share_id} vanished while applied")
             if current.state in _FAILED_RULE_STATES:
                 raise CloudError(
-                    f"Manila could not apply {access_type} access for {access_to!r} on share "
-                    f"{share_id} (rule state {current.state!r}); see the manila-share logs"
+                    f"Manila could not apply {rule.access_type} access for {rule.access_to!r} on "
+                    f"share {share_id} (rule state {current.state!r}); see the manila-share logs"
                 )
             return current if current.state == "active" else None
 

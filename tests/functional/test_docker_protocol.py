@@ -76,7 +76,7 @@ def test_data_survives_and_is_not_reformatted_across_xfs_remounts(plugin, cloud)
 BAD_CREATES = [
     (b"this is not json\n", "not JSON"),
     ({"Opts": {"size": "1"}}, '"Name"'),
-    ({"Name": "b1", "Opts": {"sise": "1"}}, "known options: size, type, availability_zone, fstype"),
+    ({"Name": "b1", "Opts": {"sise": "1"}}, "known options: backend, size, type, availability_zone, fstype"),
     ({"Name": "b1", "Opts": {"size": "abc"}}, "allowed: a whole number of GiB from 1 to 10"),
     ({"Name": "b1", "Opts": {"size": "-1"}}, "allowed: a whole number of GiB from 1 to 10"),
     ({"Name": "b1", "Opts": {"size": "0"}}, "allowed: a whole number of GiB from 1 to 10"),

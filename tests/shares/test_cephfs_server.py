@@ -2,85 +2,52 @@
 CephFS file system, mounted with the real ceph-fuse client; driven by
 contrib/shares/cephfs.py.
 
+The cluster is the session's (`cephfs_server`, tests/share_servers.py).
 Needs root, /dev/fuse and Debian's ceph packages (installed by the fixture if
 missing).  Teardown must leave no ceph-fuse mount and no ceph process of this
-cluster behind; the fixture checks that itself.
+cluster behind: this module's fixture checks its own mounts are gone, the
+session fixture checks the rest once the cluster is stopped.
 """
 
-import importlib.util
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "fuxi_contrib_cephfs", ROOT / "contrib" / "shares" / "cephfs.py")
-cephfs = importlib.util.module_from_spec(_spec)
-_saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no pyc in contrib/
-try:
-    _spec.loader.exec_module(cephfs)
-finally:
-    sys.dont_write_bytecode = _saved
+from tests.share_servers import cephfs
 
 FIGURES = {}
 
 
-def _requirements():
-    if os.geteuid() != 0:
-        return "needs root (apt-get, FUSE mounts as root)"
-    if not os.path.exists("/dev/fuse"):
-        return "no /dev/fuse"
-    if not cephfs.installed() and not os.path.exists("/usr/bin/apt-get"):
-        return "ceph not installed and no apt-get"
-    return None
-
-
-def _live_pids_using(conf):
-    """Non-zombie processes whose command line names this cluster's conf."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if conf in cmdline and cephfs._alive(int(entry)):
-            pids.append((int(entry), cmdline))
-    return pids
+def _records_besides(info, *mountpoints):
+    """This cluster's ceph-fuse mount records other than those of mountpoints."""
+    keep = {os.path.realpath(mp) for mp in mountpoints}
+    return [r for r in cephfs._mount_records(info["state_dir"])
+            if r.get("mountpoint") not in keep]
 
 
 @pytest.fixture(scope="module")
-def ceph_cluster(tmp_path_factory):
-    reason = _requirements()
-    if reason:
-        pytest.skip(reason)
-    FIGURES["install_s"] = round(cephfs.install(), 3)
-    state_dir = str(tmp_path_factory.mktemp("cephfs-server"))
-    t0 = time.monotonic()
-    info = cephfs.start(state_dir)
-    FIGURES["start_s"] = round(time.monotonic() - t0, 3)
+def ceph_cluster(cephfs_server):
+    """The session's cluster (tests/conftest.py `cephfs_server`), figures recorded
+    for this module. Starting and stopping it, and checking that stop leaves no
+    process, mount or mount record behind, is the session fixture's job."""
+    info = cephfs_server.info
+    FIGURES["install_s"] = cephfs_server.timings["install_s"]
+    FIGURES["start_s"] = cephfs_server.timings["start_s"]
     FIGURES["start_phases_s"] = info["timings"]
     try:
         yield info
     finally:
-        st = cephfs.status(state_dir)
+        st = cephfs.status(info["state_dir"])
         FIGURES["rss_kib_at_teardown"] = {
             n: d["rss_kib"] for n, d in st["daemons"].items()}
-        t0 = time.monotonic()
-        cephfs.stop(state_dir)
-        FIGURES["stop_s"] = round(time.monotonic() - t0, 3)
-        with open(os.path.join(state_dir, "figures.json"), "w") as f:
+        with open(os.path.join(info["state_dir"], "figures.json"), "w") as f:
             json.dump(FIGURES, f, indent=2)
         print(f"\ncephfs figures: {json.dumps(FIGURES)}")
-        left = _live_pids_using(info["conf"])
-        assert not left, f"processes left behind: {left}"
-        assert not cephfs._mount_records(state_dir), "mount records left"
+        # Only the session's root mount may remain.
+        assert not _records_besides(info, cephfs_server.root_mount), "mount records left"
         stale = [mp for mp in FIGURES.get("mountpoints", ())
                  if cephfs._mounted(mp)]
         assert not stale, f"mounts left behind: {stale}"
@@ -100,7 +67,7 @@ def test_cluster_online(ceph_cluster):
     assert "up:active" in cephfs.ceph(info["conf"], "mds", "stat")
 
 
-def test_mount_root_and_subdirectory(ceph_cluster, tmp_path):
+def test_mount_root_and_subdirectory(ceph_cluster, cephfs_server, tmp_path):
     info = ceph_cluster
     root_mp, sub_mp = str(tmp_path / "root"), str(tmp_path / "sub")
     FIGURES["mountpoints"] = [root_mp, sub_mp]
@@ -133,7 +100,7 @@ def test_mount_root_and_subdirectory(ceph_cluster, tmp_path):
     finally:
         cephfs.unmount(root_mp)
     assert not cephfs._mounted(root_mp)
-    assert not cephfs._mount_records(info["state_dir"])
+    assert not _records_besides(info, cephfs_server.root_mount)
 
 
 def test_make_directory_then_mount_it(ceph_cluster, tmp_path):

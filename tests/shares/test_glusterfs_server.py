@@ -1,76 +1,49 @@
 """A real GlusterFS server (glusterd in its own network namespace) and the
 real FUSE client, driven by contrib/shares/glusterfs.py.
 
-Needs root, /dev/fuse, and Debian's glusterfs-server/glusterfs-client (installed
-by the fixture if missing).  Teardown must leave no mount, no gluster process
-and no namespace behind; the test checks that itself.
+The server is the session's (`glusterfs_server`, tests/share_servers.py),
+except for the start/stop cycle test, which runs its own.  Needs root,
+/dev/fuse, and Debian's glusterfs-server/glusterfs-client (installed by the
+fixture if missing).  Teardown must leave no mount, no gluster process and no
+namespace behind: this module's fixture checks its own mounts are gone, the
+session fixture checks the rest once the server is stopped.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-_spec = importlib.util.spec_from_file_location(
-    "fuxi_contrib_glusterfs", ROOT / "contrib" / "shares" / "glusterfs.py")
-gluster = importlib.util.module_from_spec(_spec)
-_saved, sys.dont_write_bytecode = sys.dont_write_bytecode, True  # no pyc in contrib/
-try:
-    _spec.loader.exec_module(gluster)
-finally:
-    sys.dont_write_bytecode = _saved
+from tests.share_servers import gluster, glusterfs_requirements
 
 TIMINGS = {}
 
 
-def _requirements():
-    if os.geteuid() != 0:
-        return "needs root (network namespaces, mount)"
-    if not os.path.exists("/dev/fuse"):
-        return "no /dev/fuse"
-    if not os.path.exists("/sbin/ip") and not os.path.exists("/usr/sbin/ip") \
-            and not os.path.exists("/usr/bin/apt-get"):
-        return "no iproute2 and no apt-get"
-    return None
-
-
 @pytest.fixture(scope="module")
-def gluster_server(tmp_path_factory):
-    reason = _requirements()
-    if reason:
-        pytest.skip(reason)
-    TIMINGS["install_s"] = round(gluster.install(), 3)
-    state_dir = str(tmp_path_factory.mktemp("glusterfs-server"))
-    t0 = time.monotonic()
-    info = gluster.start(state_dir)
-    TIMINGS["start_s"] = round(time.monotonic() - t0, 3)
+def gluster_server(glusterfs_server):
+    """The session's server (tests/conftest.py `glusterfs_server`), timings
+    recorded for this module. Starting and stopping it, and checking that stop
+    leaves no mount, process, namespace or veth behind, is the session fixture's
+    job (tests/share_servers.glusterfs_leftovers)."""
+    info = glusterfs_server.info
+    TIMINGS["install_s"] = glusterfs_server.timings["install_s"]
+    TIMINGS["start_s"] = glusterfs_server.timings["start_s"]
     try:
         yield info
     finally:
-        t0 = time.monotonic()
-        gluster.stop(state_dir)
-        TIMINGS["stop_s"] = round(time.monotonic() - t0, 3)
-        _assert_nothing_left(info, state_dir)
-        with open(os.path.join(state_dir, "timings.json"), "w") as f:
+        with open(os.path.join(info["state_dir"], "timings.json"), "w") as f:
             json.dump(TIMINGS, f, indent=2)
         print(f"\nglusterfs timings: {json.dumps(TIMINGS)}")
-
-
-def _assert_nothing_left(info, state_dir):
-    mounts = [(mp, src) for mp, fstype, src in gluster._mounts()
-              if fstype.startswith("fuse.glusterfs") and src.startswith(info["server"] + ":")
-              or mp.startswith(state_dir)]
-    assert not mounts, f"mounts left behind: {mounts}"
-    assert not os.path.exists(f"/run/netns/{info['netns']}"), "namespace left behind"
-    assert not gluster._gluster_pids_for(state_dir, info["netns"]), "gluster processes left"
-    veth = gluster._names(state_dir)["veth_host"]
-    assert not os.path.exists(f"/sys/class/net/{veth}"), "veth left behind"
+        # Only the session's root mount may remain.
+        root = os.path.realpath(glusterfs_server.root_mount)
+        mounts = [(mp, src) for mp, fstype, src in gluster._mounts()
+                  if mp != root and (fstype.startswith("fuse.glusterfs")
+                                     and src.startswith(info["server"] + ":")
+                                     or mp.startswith(info["state_dir"]))]
+        assert not mounts, f"mounts left behind: {mounts}"
 
 
 def test_server_online(gluster_server):
@@ -133,7 +106,7 @@ def test_fuse_mount_twice_and_subdir(gluster_server, tmp_path):
 
 def test_stop_start_cycle_is_idempotent(tmp_path):
     """start twice returns the running server; stop twice is harmless."""
-    reason = _requirements()
+    reason = glusterfs_requirements()
     if reason:
         pytest.skip(reason)
     gluster.install()

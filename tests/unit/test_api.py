@@ -5,30 +5,18 @@ import json
 import pytest
 
 from fuxi.app import create_app
-from storage_core.config import VolumeLimits
-from storage_core.fakes import FakeAttacher, FakeCinder, FakeFilesystems
-from storage_core.service import VolumeService
-from storage_core.state import StateStore
+from storage_core.fakes import fake_volume_service
 
 DOCKER_HEADERS = {"Accept": "application/vnd.docker.plugins.v1.2+json", "Host": ""}
 
 
 @pytest.fixture
 def client(tmp_path):
-    cloud = FakeCinder()
-    service = VolumeService(
-        backend=cloud,
-        attacher=FakeAttacher(cloud),
-        filesystems=FakeFilesystems(),
-        state=StateStore(str(tmp_path / "state.db")),
-        mount_root=str(tmp_path / "mounts"),
-        limits=VolumeLimits(max_size_gb=10),
-        lock_dir=str(tmp_path / "locks"),
-    )
-    app = create_app(service)
+    fakes = fake_volume_service(str(tmp_path))
+    app = create_app(fakes.service)
     app.testing = True
     c = app.test_client()
-    c.cloud = cloud
+    c.cloud = fakes.cinder
     return c
 
 

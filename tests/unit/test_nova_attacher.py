@@ -12,19 +12,16 @@ from openstack.compute.v2.volume_attachment import VolumeAttachment
 from storage_core.attach.devices import DeviceFinder
 from storage_core.attach.nova import NovaAttacher
 from storage_core.backends.nova import NovaBackend
-from storage_core.config import VolumeLimits
 from storage_core.errors import AttachError, CloudError, Conflict, NotFound, Timeout
 from storage_core.fakes import (
     FakeCinder,
     FakeClock,
     FakeDeviceFinder,
-    FakeFilesystems,
     FakeNova,
     RecordingExecutor,
+    fake_volume_service,
 )
 from storage_core.models import CloudAttachment
-from storage_core.service import VolumeService
-from storage_core.state import StateStore
 
 ME = "0f3c1a2b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 OTHER = "9a8b7c6d-5e4f-4a3b-8c2d-1e0f9a8b7c6d"
@@ -191,11 +188,7 @@ def test_service_mounts_a_multiattach_volume_in_use_elsewhere(tmp_path, parts):
     vol = _attached_elsewhere(parts.cinder, multiattach=True)
     _attached_elsewhere(parts.cinder, multiattach=False, name="single")
     parts.devices.devices[vol.id] = "/dev/vdc"
-    service = VolumeService(
-        backend=parts.cinder, attacher=parts.attacher, filesystems=FakeFilesystems(),
-        state=StateStore(str(tmp_path / "state.db")), mount_root=str(tmp_path / "mounts"),
-        limits=VolumeLimits(), lock_dir=str(tmp_path / "locks"),
-    )
+    service = fake_volume_service(str(tmp_path), cinder=parts.cinder, attacher=parts.attacher).service
     assert service.mount("shared", "c1").endswith("shared")
     with pytest.raises(Conflict, match="only when available"):
         service.mount("single", "c1")

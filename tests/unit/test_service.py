@@ -2,26 +2,15 @@ import pytest
 
 from storage_core.config import VolumeLimits
 from storage_core.errors import AttachError, Conflict, FilesystemError, InvalidInput, NotFound, NotOwned
-from storage_core.fakes import FakeAttacher, FakeCinder, FakeFilesystems
+from storage_core.fakes import fake_volume_service
 from storage_core.service import VolumeService
 from storage_core.state import StateStore
 
 
 @pytest.fixture
 def parts(tmp_path):
-    cloud = FakeCinder()
-    fs = FakeFilesystems()
-    attacher = FakeAttacher(cloud)
-    service = VolumeService(
-        backend=cloud,
-        attacher=attacher,
-        filesystems=fs,
-        state=StateStore(str(tmp_path / "state.db")),
-        mount_root=str(tmp_path / "mounts"),
-        limits=VolumeLimits(max_size_gb=10),
-        lock_dir=str(tmp_path / "locks"),
-    )
-    return service, cloud, fs, attacher
+    fakes = fake_volume_service(str(tmp_path))
+    return fakes.service, fakes.cinder, fakes.filesystems, fakes.attacher
 
 
 def test_create_is_idempotent_and_checks_options(parts):

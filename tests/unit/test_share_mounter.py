@@ -18,7 +18,7 @@ class MountTable:
         self.unmounted = []
 
     def is_mounted(self, mountpoint):
-        return any(call[-1] == mountpoint for call in self.executor.calls)
+        return any(mountpoint in call for call in self.executor.calls)
 
     def unmount(self, mountpoint):
         self.unmounted.append(mountpoint)
@@ -85,3 +85,25 @@ def test_cephfs_export_parsing():
     assert split_cephfs_export("m1:6789,m2:6789:/volumes/x/y") == ("m1:6789,m2:6789", "/volumes/x/y")
     with pytest.raises(FilesystemError):
         split_cephfs_export("/no/monitors")
+
+
+def test_cephfs_fuse_reads_the_configured_cluster_conf(tmp_path):
+    executor = RecordingExecutor()
+    m = ShareMounter(executor, MountTable(executor), str(tmp_path / "keys"), ceph_conf="/etc/ceph/test.conf")
+    m.mount("CEPHFS", "127.0.0.1:6789:/volumes/_nogroup/abc", str(tmp_path / "mp"))
+    assert executor.calls == [["ceph-fuse", "-c", "/etc/ceph/test.conf", "-m", "127.0.0.1:6789",
+                               "-r", "/volumes/_nogroup/abc", str(tmp_path / "mp")]]
+
+
+def test_cephfs_kernel_client_gets_a_secret_file_not_the_key(tmp_path):
+    executor = RecordingExecutor()
+    m = ShareMounter(executor, MountTable(executor), str(tmp_path / "keys"), cephfs_client="kernel")
+    rule = AccessRule("rule-2", "cephx", "fuxi-h2", "rw", "active", access_key="QVFCdGVzdGtleXRlc3RrZXk9PQ==")
+    m.mount("CEPHFS", "10.0.0.7:6789:/volumes/_nogroup/abc", str(tmp_path / "mp"), rule)
+    secret = str(tmp_path / "keys" / "rule-2.secret")
+    assert executor.calls == [["mount", "-t", "ceph", "10.0.0.7:6789:/volumes/_nogroup/abc", str(tmp_path / "mp"),
+                               "-o", f"name=fuxi-h2,secretfile={secret}"]]
+    assert open(secret).read() == "QVFCdGVzdGtleXRlc3RrZXk9PQ==\n"
+    assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+    m.forget_key("rule-2")
+    assert not os.path.exists(secret)

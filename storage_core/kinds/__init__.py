@@ -1,0 +1,23 @@
+"""Kinds of volume: where a volume lives and how it reaches this host.
+
+VolumeService keeps what every kind shares (names, per-volume locks, mount
+counts, durable host state, idempotency, "never touch what is not ours");
+a kind object knows one backend. Each kind has:
+
+* ``name`` ("cinder", "manila") and ``noun`` ("volume", "share") for messages;
+* ``unavailable_reason()``: None when the cloud offers the backend, else why not;
+* ``parse_options(name, options)``: a spec, or InvalidInput listing what is allowed;
+* ``find(name)``, ``get(id)``, ``list_owned()``: cloud records (``.id``, ``.name``,
+  ``.owned``, ``.created_at``, ``.status``, ``.size_gb``, ``.metadata``);
+* ``create(spec)``; ``same_or_conflict(existing, spec)`` for a create of a name
+  that exists;
+* ``check_mountable(record)``: Conflict when it may not be mounted here now;
+* ``put_on_host(record, name, mountpoint, journal)``: make it usable at
+  ``mountpoint``, calling ``journal(HostVolume)`` before each step that leaves
+  something to undo; on failure it raises and the service undoes what the
+  journal holds with
+* ``take_off_host(host_volume)``: idempotent, whatever phase was reached;
+* ``prepare_delete(record)``: Conflict naming who else still uses it;
+  ``delete(record)``;
+* ``status(record)``: what Get reports about it.
+"""

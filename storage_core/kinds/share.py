@@ -1,0 +1,211 @@
+"""Manila shares: no attach at all. A host is granted an access rule, mounts
+the share's export, and drops its rule again after its last unmount.
+
+A share is a shared file system: any number of hosts may mount it at once,
+each with its own rule. The rule identifies the host (its address for NFS,
+its cephx id for CephFS, its certificate name for GlusterFS), so one host's
+last unmount revokes only its own access, and a share is deleted only when
+no other host's rule is left on it.
+"""
+
+import dataclasses
+import logging
+
+from storage_core.config import ShareConfig, VolumeLimits
+from storage_core.errors import Conflict, FilesystemError, InvalidInput, NotFound, StorageError
+from storage_core.models import AccessRule, CloudShare, ShareSpec
+from storage_core.options import parse_share_options
+from storage_core.state import HostVolume, Phase
+
+LOG = logging.getLogger(__name__)
+
+# The access type each protocol's Manila drivers grant (generic/LVM NFS: ip,
+# native CephFS: cephx, native GlusterFS: cert).
+ACCESS_TYPES = {"NFS": "ip", "CEPHFS": "cephx", "GLUSTERFS": "cert"}
+
+
+@dataclasses.dataclass(frozen=True)
+class HostAccess:
+    """Who this host is to Manila, per access type."""
+
+    ip: str
+    cephx_id: str
+    cert_cn: str
+
+    @classmethod
+    def for_host(cls, host, shares: ShareConfig) -> "HostAccess":
+        # cephx ids may not contain periods (Manila refuses them).
+        default_cephx = "fuxi-" + host.name.split(".")[0]
+        return cls(
+            ip=host.ip,
+            cephx_id=shares.cephx_client_id or default_cephx,
+            cert_cn=shares.glusterfs_cert_cn or host.name,
+        )
+
+    def access_to(self, access_type) -> str:
+        return {"ip": self.ip, "cephx": self.cephx_id, "cert": self.cert_cn}[access_type]
+
+
+class ManilaShares:
+    name = "manila"
+    noun = "share"
+
+    def __init__(self, backend, mounter, host_access: HostAccess, limits: VolumeLimits,
+                 shares: ShareConfig):
+        self._backend = backend
+        self._mounter = mounter
+        self._host = host_access
+        self._limits = limits
+        self._shares = shares
+        self._unavailable = None
+        self._checked = False
+
+    def unavailable_reason(self):
+        # Asked once: the catalog does not change while we run.
+        if not self._checked:
+            self._unavailable = self._backend.unavailable_reason()
+            self._checked = True
+            if self._unavailable:
+                LOG.warning("Manila shares are not available: %s", self._unavailable)
+        return self._unavailable
+
+    def parse_options(self, name, options) -> ShareSpec:
+        return parse_share_options(name, options, self._limits, self._shares)
+
+    # -- cloud records ----------------------------------------------------
+
+    def find(self, name):
+        return self._backend.find(name)
+
+    def get(self, share_id):
+        return self._backend.get(share_id)
+
+    def list_owned(self):
+        return self._backend.list_owned()
+
+    def create(self, spec: ShareSpec) -> CloudShare:
+        if spec.adopt_share_id:
+            return self._backend.adopt(spec.adopt_share_id, spec.name)
+        return self._backend.create(spec)
+
+    def same_or_conflict(self, existing: CloudShare, spec: ShareSpec) -> CloudShare:
+        if spec.adopt_share_id:
+            if existing.id != spec.adopt_share_id:
+                raise Conflict(
+                    f"share {spec.name!r} already exists ({existing.id}); it is not share "
+                    f"{spec.adopt_share_id}, so that share cannot be adopted under this name"
+                )
+            return existing
+        differences = []
+        if existing.size_gb != spec.size_gb:
+            differences.append(f"size {existing.size_gb} GiB (asked {spec.size_gb})")
+        if existing.proto != spec.proto:
+            differences.append(f"proto {existing.proto.lower()} (asked {spec.proto.lower()})")
+        if spec.share_type and spec.share_type != existing.share_type:
+            differences.append(f"share_type {existing.share_type} (asked {spec.share_type})")
+        if spec.availability_zone and existing.availability_zone != spec.availability_zone:
+            differences.append(
+                f"availability_zone {existing.availability_zone} (asked {spec.availability_zone})"
+            )
+        if differences:
+            raise Conflict(
+                f"share {spec.name!r} already exists with {', '.join(differences)}; "
+                "remove it first or create it with the same options"
+            )
+        return existing
+
+    def prepare_delete(self, share: CloudShare) -> None:
+        """Refuse while another host still has access; drop rules of this host
+        that no mount needs (left by a crash between grant and journal)."""
+        others = []
+        for rule in self._backend.rules(share.id):
+            if self._is_mine(rule):
+                LOG.warning("share %s: revoking this host's leftover access rule %s", share.name, rule.id)
+                self._revoke(share.id, rule.id)
+            else:
+                others.append(f"{rule.access_to} ({rule.access_type})")
+        if others:
+            raise Conflict(
+                f"share {share.name!r} is still used by {', '.join(sorted(others))}; "
+                "unmount it on those hosts before removing it"
+            )
+
+    def delete(self, share: CloudShare) -> None:
+        if share.adopted:
+            # Adopted, not made, by fuxi: its data was someone's before; give it back whole.
+            self._backend.give_back(share)
+            return
+        self._backend.delete(share)
+
+    # -- this host ----------------------------------------------------------
+
+    def _access_type(self, share: CloudShare) -> str:
+        try:
+            return ACCESS_TYPES[share.proto]
+        except KeyError:
+            raise InvalidInput(
+                f"share {share.name!r} is a {share.proto} share; fuxi mounts "
+                f"{', '.join(p.lower() for p in ACCESS_TYPES)} shares"
+            ) from None
+
+    def _is_mine(self, rule: AccessRule) -> bool:
+        return rule.access_type in ACCESS_TYPES.values() and rule.access_to == self._host.access_to(
+            rule.access_type)
+
+    def check_mountable(self, share: CloudShare) -> None:
+        if share.status != "available":
+            raise Conflict(f"share {share.name!r} is {share.status}; it can be mounted only when available")
+
+    def put_on_host(self, share: CloudShare, name, mountpoint, journal) -> HostVolume:
+        access_type = self._access_type(share)
+        rule = self._backend.request_access(share.id, access_type, self._host.access_to(access_type))
+        hv = HostVolume(
+            name=name, volume_id=share.id, phase=Phase.ATTACHING, backend=self.name,
+            attachment_id=rule.id, mountpoint=mountpoint,
+            connection_info={"proto": share.proto, "access_type": rule.access_type,
+                             "access_to": rule.access_to},
+        )
+        journal(hv)
+        rule = self._backend.wait_access_active(share.id, rule)
+        exports = self._backend.export_locations(share.id)
+        hv = dataclasses.replace(hv, phase=Phase.ATTACHED)
+        journal(hv)
+        failures = []
+        # Preferred export first; another path to the same share is worth a try.
+        for export in exports:
+            try:
+                self._mounter.mount(share.proto, export.path, mountpoint, rule)
+            except StorageError as exc:
+                failures.append(str(exc))
+                continue
+            return dataclasses.replace(
+                hv, phase=Phase.MOUNTED, connection_info={**hv.connection_info, "export": export.path})
+        raise FilesystemError(
+            f"could not mount share {share.name!r} ({share.id}) from any of its exports: "
+            + "; ".join(failures)
+        )
+
+    def take_off_host(self, hv: HostVolume) -> None:
+        if hv.mountpoint:
+            self._mounter.unmount(hv.mountpoint)
+        if hv.attachment_id:
+            self._revoke(hv.volume_id, hv.attachment_id)
+            self._mounter.forget_key(hv.attachment_id)
+
+    def _revoke(self, share_id, rule_id):
+        try:
+            self._backend.revoke(share_id, rule_id)
+        except NotFound:
+            pass  # the share (and every rule on it) is gone already
+
+    def status(self, share: CloudShare) -> dict:
+        return {
+            "share_id": share.id,
+            "size_gb": share.size_gb,
+            "proto": share.proto.lower(),
+            "cloud_status": share.status,
+            "share_type": share.share_type,
+            "availability_zone": share.availability_zone,
+            "adopted": share.adopted,
+        }
+
