@@ -110,7 +110,8 @@ def main(argv=None) -> int:
         cloud, host_defaults = None, None
         if settings.devcloud:
             devcloud = DevcloudProcess(
-                os.path.join(settings.state_dir, "devcloud"), settings.devcloud_latency_profile
+                os.path.join(settings.state_dir, "devcloud"), settings.devcloud_latency_profile,
+                extra_args=settings.devcloud_extra_args(),
             )
             entry = devcloud.start()
             LOG.info("devcloud is up at %s", entry["auth"]["auth_url"])

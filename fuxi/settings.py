@@ -7,6 +7,7 @@ the config file and, where it has one, for the command-line flag.
 import argparse
 import configparser
 import os
+import shlex
 from dataclasses import dataclass, field
 
 from storage_core.config import SUPPORTED_FSTYPES, CloudConfig, ShareConfig, StorageConfig, VolumeLimits
@@ -30,6 +31,8 @@ OPTIONS = (
     Option("state_dir", str, "/var/lib/fuxi", "durable local state (mount counts, attachments)", True),
     Option("devcloud", bool, False, "run on the embedded devcloud instead of a real cloud", True),
     Option("devcloud_latency_profile", str, "none", "devcloud latency profile: none or seed"),
+    Option("devcloud_args", str, "", "more fuxi-devcloud flags for the embedded devcloud, e.g. "
+           "where its Manila keeps shares (--glusterfs-server, --cephfs-mon ...; see fuxi-devcloud --help)"),
     Option("cloud", str, "", "clouds.yaml entry to use (default: the OS_CLOUD environment variable)"),
     Option("region_name", str, "", "cloud region (default: the clouds.yaml entry's)"),
     Option("mount_root", str, "", "where volumes are mounted (default: STATE_DIR/mounts)"),
@@ -83,6 +86,12 @@ class Settings:
             return self.values[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def devcloud_extra_args(self) -> list[str]:
+        try:
+            return shlex.split(self.devcloud_args)
+        except ValueError as exc:
+            raise SettingsError(f"devcloud_args = {self.devcloud_args!r}: {exc}") from None
 
     def storage_config(self, cloud: CloudConfig | None = None, host_defaults=None) -> StorageConfig:
         """The storage_core config. host_defaults fill host options left unset

@@ -58,10 +58,23 @@ class Cloud:
     def attachments_of(self, volume_id):
         return list(self.sdk.block_storage.attachments(volume_id=volume_id))
 
+    def has_manila(self) -> bool:
+        try:
+            self.sdk.shared_file_system.get_endpoint()
+        except Exception:  # no endpoint in the catalog: keystoneauth's or the SDK's error
+            return False
+        return True
+
+    def shares_named(self, name):
+        return [s for s in self.sdk.shared_file_system.shares(details=True) if s.name == name]
+
+    def rules_of(self, share_id):
+        return [(r.access_type, r.access_to) for r in self.sdk.shared_file_system.access_rules(share_id)]
+
     def empty_project(self, timeout=60) -> list[str]:
-        """Delete every attachment and volume of the project; return what was left over."""
+        """Delete every share, attachment and volume of the project; return what was left over."""
+        leftovers = self._empty_shares(timeout) if self.has_manila() else []
         bs = self.sdk.block_storage
-        leftovers = []
         for vol in list(bs.volumes(details=True)):
             leftovers.append(vol.name or vol.id)
             for att in bs.attachments(volume_id=vol.id):
@@ -76,6 +89,20 @@ class Cloud:
             pending = {v.id for v in bs.volumes(details=True)}
         if pending:
             raise AssertionError(f"could not empty the project of {self.kind}: {pending} remain")
+        return leftovers
+
+    def _empty_shares(self, timeout) -> list[str]:
+        sfs = self.sdk.shared_file_system
+        leftovers = []
+        for share in list(sfs.shares(details=True)):
+            leftovers.append(share.name or share.id)
+            sfs.delete_share(share.id, ignore_missing=True)  # its access rules go with it
+        deadline = time.monotonic() + timeout
+        while list(sfs.shares()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        pending = [s.id for s in sfs.shares()]
+        if pending:
+            raise AssertionError(f"could not delete the shares of {self.kind}: {pending} remain")
         return leftovers
 
 

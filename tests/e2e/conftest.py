@@ -16,6 +16,7 @@
 
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -28,6 +29,7 @@ import pytest
 
 from storage_core.devcloud.testing import release_loop_devices_under
 from tests.functional.harness import mounted_under
+from tests.share_servers import devcloud_share_args
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKER = os.environ.get("FUXI_DOCKER", "/usr/bin/docker")
@@ -248,7 +250,14 @@ def fuxi_plugin(docker, tmp_path_factory, cloud_kind, request):
     """fuxi-server on dockerd's socket: `--devcloud` (the embedded default) or real Cinder."""
     workdir = tmp_path_factory.mktemp(f"fuxi-e2e-{cloud_kind}")
     if cloud_kind == "devcloud":
-        plugin = FuxiPlugin(workdir)
+        # The embedded devcloud; its Manila keeps shares on the session's real
+        # GlusterFS and CephFS (which runs without cephx, hence ceph_conf).
+        gluster, ceph = request.getfixturevalue("glusterfs_server"), request.getfixturevalue("cephfs_server")
+        config = workdir / "fuxi.conf"
+        config.write_text("[fuxi]\n"
+                          f"devcloud_args = {shlex.join(devcloud_share_args(gluster, ceph))}\n"
+                          f"ceph_conf = {ceph.conf}\n")
+        plugin = FuxiPlugin(workdir, ["--devcloud", "--config-file", str(config)])
     elif cloud_kind == "devcloud-nova":
         # The embedded devcloud, attaching through its emulated Nova and guest udev.
         config = workdir / "fuxi.conf"
@@ -257,7 +266,8 @@ def fuxi_plugin(docker, tmp_path_factory, cloud_kind, request):
     else:
         cloud = request.getfixturevalue("realcloud_stack").cloud()
         config = workdir / "fuxi.conf"
-        options = {"cloud": cloud.cloud_name, **cloud.plugin_options}
+        ceph = request.getfixturevalue("cephfs_server")
+        options = {"cloud": cloud.cloud_name, "ceph_conf": ceph.conf, **cloud.plugin_options}
         config.write_text("[fuxi]\n" + "".join(f"{k} = {v}\n" for k, v in options.items()))
         plugin = FuxiPlugin(workdir, ["--config-file", str(config)], env=cloud.env(), volumes_root=cloud.root)
     plugin.start()

@@ -6,16 +6,27 @@ import pytest
 from tests.clouds import start_devcloud
 from storage_core.devcloud.testing import release_loop_devices_under
 from tests.functional.harness import PluginProcess, mounted_under
+from tests.share_servers import devcloud_share_args
 
 
 @pytest.fixture
 def cloud(cloud_kind, tmp_path, request):
-    """The cloud of this parametrisation, empty at the start of the test."""
+    """The cloud of this parametrisation, empty at the start of the test.
+
+    A module that sets SHARE_SERVERS = True gets devcloud's Manila backed by
+    the session's real GlusterFS and CephFS, and plugins that can mount them.
+    """
+    share_args = ()
+    if getattr(request.module, "SHARE_SERVERS", False):
+        gluster, ceph = request.getfixturevalue("glusterfs_server"), request.getfixturevalue("cephfs_server")
+        share_args = devcloud_share_args(gluster, ceph)
     if cloud_kind.startswith("devcloud"):
-        devcloud, cloud = start_devcloud(tmp_path, nova=cloud_kind == "devcloud-nova")
+        devcloud, cloud = start_devcloud(tmp_path, nova=cloud_kind == "devcloud-nova", share_args=share_args)
     else:
         devcloud, cloud = None, request.getfixturevalue("realcloud_stack").cloud()
         cloud.empty_project()  # whatever an interrupted earlier run left
+    if share_args:
+        cloud.plugin_options["ceph_conf"] = ceph.conf  # the test Ceph runs without cephx
     yield cloud
     try:
         if devcloud is None:
