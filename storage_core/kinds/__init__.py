@@ -21,3 +21,14 @@ a kind object knows one backend. Each kind has:
   ``delete(record)``;
 * ``status(record)``: what Get reports about it.
 """
+
+from storage_core.errors import Conflict
+
+
+def refuse_differences(noun, name, differences) -> None:
+    """A create of an existing name must ask for what exists; say what differs."""
+    if differences:
+        raise Conflict(
+            f"{noun} {name!r} already exists with {', '.join(differences)}; "
+            "remove it first or create it with the same options"
+        )

@@ -4,6 +4,7 @@ only when blank, mounted."""
 import dataclasses
 
 from storage_core.errors import Conflict
+from storage_core.kinds import refuse_differences
 from storage_core.models import CloudVolume, VolumeSpec
 from storage_core.options import parse_volume_options
 from storage_core.state import HostVolume, Phase
@@ -58,11 +59,7 @@ class CinderVolumes:
             differences.append(
                 f"availability_zone {existing.availability_zone} (asked {spec.availability_zone})"
             )
-        if differences:
-            raise Conflict(
-                f"volume {spec.name!r} already exists with {', '.join(differences)}; "
-                "remove it first or create it with the same options"
-            )
+        refuse_differences(self.noun, spec.name, differences)
         return existing
 
     def prepare_delete(self, vol: CloudVolume) -> None:

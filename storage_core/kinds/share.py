@@ -13,6 +13,7 @@ import logging
 
 from storage_core.config import ShareConfig, VolumeLimits
 from storage_core.errors import Conflict, FilesystemError, InvalidInput, NotFound, StorageError
+from storage_core.kinds import refuse_differences
 from storage_core.models import AccessRule, CloudShare, ShareSpec
 from storage_core.options import parse_share_options
 from storage_core.state import HostVolume, Phase
@@ -107,11 +108,7 @@ class ManilaShares:
             differences.append(
                 f"availability_zone {existing.availability_zone} (asked {spec.availability_zone})"
             )
-        if differences:
-            raise Conflict(
-                f"share {spec.name!r} already exists with {', '.join(differences)}; "
-                "remove it first or create it with the same options"
-            )
+        refuse_differences(self.noun, spec.name, differences)
         return existing
 
     def prepare_delete(self, share: CloudShare) -> None:

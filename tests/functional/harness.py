@@ -97,3 +97,15 @@ def ok(answer):
     status, body = answer
     assert status == 200 and body.get("Err", "") == "", body
     return body
+
+
+def wait_until(predicate, timeout=10.0, what="condition"):
+    """Poll `predicate` every 20 ms until it returns something true; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} not reached within {timeout} s")
+        time.sleep(0.02)

@@ -3,7 +3,6 @@
 import json
 import os
 import signal
-import time
 import uuid
 
 import openstack.exceptions
@@ -14,6 +13,7 @@ from storage_core.devcloud import DevCloud, LatencyProfile
 from storage_core.devcloud.shares import DEFAULT_SHARE_TYPE_ID
 from storage_core.devcloud.testing import connect, start_subprocess
 from tests.functional.devcloud_fixtures import cloud, conn  # noqa: F401 (fixtures)
+from tests.functional.harness import wait_until
 
 BACKENDS = {"glusterfs_server": "10.200.0.2", "glusterfs_volume": "gv0",
             "cephfs_mon": "10.200.0.3:6789", "cephfs_name": "fsx"}
@@ -29,15 +29,6 @@ def raw(conn, method, path, microversion=None, body=None, headers=None):
     resp = requests.request(method, endpoint + path, headers=hdrs, json=body, timeout=10)
     return resp.status_code, (resp.json() if resp.content else None)
 
-
-def wait_until(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError("condition not reached in time")
 
 
 def available(conn, share):

@@ -17,19 +17,10 @@ from storage_core.devcloud.testing import (
     release_loop_devices_under,
 )
 from tests.functional.devcloud_fixtures import cloud, conn  # noqa: F401 (fixtures)
+from tests.functional.harness import wait_until
 
 
 
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def new_volume(conn, name, **attrs):

@@ -12,20 +12,11 @@ import uuid
 import pytest
 
 from tests.clouds import start_devcloud
+from tests.functional.harness import wait_until
 from tests.share_servers import cephfs, devcloud_share_args, gluster
 
 WAIT = 30  # seconds for a share to become available / go away
 
-
-def wait_until(predicate, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached within {timeout} s")
-        time.sleep(0.05)
 
 
 def fstype_of(mountpoint):

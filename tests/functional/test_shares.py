@@ -8,11 +8,10 @@ hands them out as directories there.
 
 import os
 import stat
-import time
 
 import pytest
 
-from tests.functional.harness import ok
+from tests.functional.harness import ok, wait_until
 
 CLOUD_KINDS = ("devcloud", "realcloud")
 SHARE_SERVERS = True
@@ -37,13 +36,6 @@ def host(plugin_factory, tmp_path, name):
     """A fuxi-server with its own state and socket, presenting itself as host `name`."""
     return plugin_factory(tmp_path / name, {"host_name": name, "host_ip": "192.0.2." + str(len(name))}).start()
 
-
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.05)
 
 
 def test_glusterfs_share_on_two_hosts(cloud, plugin_factory, tmp_path, glusterfs_server):
@@ -78,7 +70,7 @@ def test_glusterfs_share_on_two_hosts(cloud, plugin_factory, tmp_path, glusterfs
     assert cloud.rules_of(share.id) == []
     ok(host_a.call("VolumeDriver.Remove", {"Name": "files"}))
     assert cloud.shares_named("files") == []
-    wait_for(lambda: not (glusterfs_server.root_mount / f"share-{share.id}").exists())
+    wait_until(lambda: not (glusterfs_server.root_mount / f"share-{share.id}").exists())
 
 
 def test_cephfs_share_mounts_with_its_own_cephx_id(cloud, plugin_factory, tmp_path, cephfs_server):

@@ -1,10 +1,7 @@
 import pytest
 
-from storage_core.config import VolumeLimits
 from storage_core.errors import AttachError, Conflict, FilesystemError, InvalidInput, NotFound, NotOwned
 from storage_core.fakes import fake_volume_service
-from storage_core.service import VolumeService
-from storage_core.state import StateStore
 
 
 @pytest.fixture
