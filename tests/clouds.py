@@ -129,12 +129,32 @@ def start_devcloud(workdir, nova=False, share_args=()) -> tuple[DevcloudProcess,
 
 
 class RealCloudStack:
-    """Keystone + Cinder (+ RabbitMQ) from PyPI, run by contrib/realcloud/realcloud.py."""
+    """Keystone + Cinder + Manila (+ RabbitMQ, MariaDB) from PyPI, run by
+    contrib/realcloud/realcloud.py.
 
-    def __init__(self, directory, token_expiration=None):
+    glusterfs / cephfs: the share servers (tests.share_servers.GlusterServer /
+    CephServer) whose mounted roots Manila's test share driver puts GLUSTERFS
+    and CEPHFS shares in; without one, that protocol's shares end in error.
+    """
+
+    def __init__(self, directory, token_expiration=None, glusterfs=None, cephfs=None):
         self.directory = Path(directory)
         self.token_expiration = token_expiration
+        self.glusterfs = glusterfs
+        self.cephfs = cephfs
         self.ready = None
+
+    def share_backend_args(self) -> list[str]:
+        """realcloud.py start flags for the share servers (devcloud's layout on both)."""
+        args = []
+        if self.glusterfs is not None:
+            args += ["--glusterfs-server", self.glusterfs.server,
+                     "--glusterfs-volume", self.glusterfs.volume,
+                     "--glusterfs-mount", str(self.glusterfs.root_mount)]
+        if self.cephfs is not None:
+            args += ["--cephfs-mon", self.cephfs.mon,
+                     "--cephfs-mount", str(self.cephfs.root_mount)]
+        return args
 
     def _run(self, *args, timeout=1200):
         argv = [sys.executable, str(REALCLOUD_SCRIPT), *args, "--dir", str(self.directory)]
@@ -149,7 +169,7 @@ class RealCloudStack:
     def start(self):
         self._run("install")
         extra = ["--token-expiration", str(self.token_expiration)] if self.token_expiration else []
-        self._run("start", *extra)
+        self._run("start", *extra, *self.share_backend_args())
         with open(self.directory / "ready.json", encoding="utf-8") as f:
             self.ready = json.load(f)
         return self

@@ -107,12 +107,15 @@ def pytest_generate_tests(metafunc):
 
 
 @pytest.fixture(scope="session")
-def realcloud_stack():
-    """Real Keystone + Cinder, started once for the session (install included)."""
+def realcloud_stack(glusterfs_server, cephfs_server):
+    """Real Keystone + Cinder + Manila, started once for the session (install
+    included); Manila's GLUSTERFS and CEPHFS shares live on the session's
+    share servers, as devcloud's do."""
     from tests.clouds import REPO, RealCloudStack
 
     directory = os.environ.get("FUXI_REALCLOUD_DIR", str(REPO / ".realcloud"))
-    stack = RealCloudStack(directory, token_expiration=REALCLOUD_TOKEN_EXPIRATION)
+    stack = RealCloudStack(directory, token_expiration=REALCLOUD_TOKEN_EXPIRATION,
+                           glusterfs=glusterfs_server, cephfs=cephfs_server)
     try:
         stack.start()
     except Exception:

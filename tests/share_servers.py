@@ -151,6 +151,19 @@ def ceph_pids_using(conf) -> list[tuple[int, str]]:
     return pids
 
 
+def _let_clients_leave(conf, timeout=15.0):
+    """Wait for unmounted ceph-fuse clients to close their sessions.
+
+    A ceph-fuse daemon exits a second or more after its unmount, once the MDS
+    has its caps back; stopping the cluster under it would leave it hanging.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [pid for pid, cmd in ceph_pids_using(conf) if cmd.startswith("ceph-fuse")]:
+            return
+        time.sleep(0.1)
+
+
 def cephfs_leftovers(info, workdir=None) -> list[str]:
     """What a stopped Ceph cluster left behind (empty: nothing)."""
     problems = []
@@ -239,6 +252,7 @@ def running_cephfs(workdir):
             t0 = time.monotonic()
             cephfs.unmount(str(root))
             timings["unmount_root_s"] = round(time.monotonic() - t0, 3)
+            _let_clients_leave(info["conf"])
         finally:
             t0 = time.monotonic()
             cephfs.stop(state_dir)

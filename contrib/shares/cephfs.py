@@ -224,7 +224,12 @@ mds_cache_memory_limit = 134217728
 
 [client]
 client_mount_timeout = 30
+# Clients with one name run side by side (one ceph-fuse per mounted share, and
+# a daemon still exiting after its unmount): no shared pid file, own sockets
+# and logs, as a host's default client configuration has it.
+pid_file =
 admin_socket = {sd}/run/$cluster-$name.$pid.asok
+log_file = {sd}/log/$name.$pid.log
 """
 
 

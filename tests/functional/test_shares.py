@@ -169,3 +169,22 @@ def test_bad_share_options_create_nothing(cloud, plugin, opts, err):
     status, body = plugin.call("VolumeDriver.Create", {"Name": "bad", "Opts": opts})
     assert status == 400 and err in body["Err"], body
     assert cloud.shares_named("bad") == [] and cloud.volumes_named("bad") == []
+
+
+def test_several_shares_mounted_at_once_on_one_host(cloud, plugin_factory, tmp_path):
+    """One cephx id, one certificate name per host: every share of the host uses them at once."""
+    plugin = host(plugin_factory, tmp_path, "node2")
+    names = [("c1", "cephfs"), ("c2", "cephfs"), ("g1", "glusterfs"), ("g2", "glusterfs")]
+    for name, proto in names:
+        ok(plugin.call("VolumeDriver.Create", {"Name": name, "Opts": {"backend": "manila", "proto": proto}}))
+    paths = {name: ok(plugin.call("VolumeDriver.Mount", {"Name": name, "ID": "x"}))["Mountpoint"] for name, _ in names}
+    for name, path in paths.items():
+        with open(os.path.join(path, "whoami"), "w") as f:
+            f.write(name)
+    # Each mount shows its own share only.
+    assert {name: open(os.path.join(path, "whoami")).read() for name, path in paths.items()} == {
+        name: name for name in paths}
+    for name, _ in names:
+        ok(plugin.call("VolumeDriver.Unmount", {"Name": name, "ID": "x"}))
+        ok(plugin.call("VolumeDriver.Remove", {"Name": name}))
+    assert all(mount_source(path) is None for path in paths.values())
