@@ -23,9 +23,10 @@ PYTHON="${FUXI_PYTHON:-python3}"
 #   iproute2        ip netns for the GlusterFS server's namespace
 #   glusterfs-* ceph-*  the shares tier's real file servers and FUSE clients (contrib/shares)
 #   rabbitmq-server the real-cloud tier's message bus (contrib/realcloud)
+#   mariadb-server  the real-cloud tier's database for Manila (a private mariadbd, not the service)
 APT_PACKAGES=(docker.io busybox-static xfsprogs e2fsprogs util-linux mount udev iptables procps iproute2
               glusterfs-server glusterfs-client ceph-mon ceph-osd ceph-mds ceph-fuse ceph-common
-              rabbitmq-server)
+              rabbitmq-server mariadb-server)
 
 t0=$(date +%s.%N)
 log() { printf 'install.sh: %s\n' "$*" >&2; }

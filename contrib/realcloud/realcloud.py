@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
-"""realcloud: a real Keystone + Cinder on loopback, from PyPI, for fuxi's tests.
+"""realcloud: a real Keystone + Cinder + Manila on loopback, from PyPI, for fuxi's tests.
 
 Standard library only: this runs under the system python3 or fuxi's venv.
 
-    realcloud.py install --dir D      # venvs + RabbitMQ (idempotent, stamp file)
+    realcloud.py install --dir D      # venvs + RabbitMQ + MariaDB (idempotent, stamp file)
     realcloud.py start --dir D [--token-expiration SECONDS]
+                 [--glusterfs-server IP --glusterfs-volume VOL --glusterfs-mount DIR]
+                 [--cephfs-mon HOST:PORT --cephfs-mount DIR]
     realcloud.py status --dir D
     realcloud.py stop --dir D         # idempotent; releases loop devices
 
-Also importable: install(dir), start(dir, token_expiration=3600) -> dict,
-stop(dir), status(dir) -> dict.
+Also importable: install(dir), start(dir, token_expiration=3600,
+share_backends=None) -> dict, stop(dir), status(dir) -> dict.
 
 Layout of D (everything lives there):
-    venv-keystone/ venv-cinder/ install.json   what `install` made
-    keystone/ cinder/ rabbitmq/                configuration and databases
+    venv-keystone/ venv-cinder/ venv-manila/ install.json   what `install` made
+    keystone/ cinder/ manila/ rabbitmq/ mariadb/            configuration and databases
     volumes/                                   one sparse file per volume
     logs/                                      one log per service
     run/pids.json run/ports.json               process groups and ports
@@ -39,20 +41,38 @@ import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PIN_FILES = ('requirements-keystone.txt', 'requirements-cinder.txt',
-             'constraints.txt')
+             'requirements-manila.txt', 'constraints.txt')
 VENVS = (('keystone', 'requirements-keystone.txt'),
-         ('cinder', 'requirements-cinder.txt'))
+         ('cinder', 'requirements-cinder.txt'),
+         ('manila', 'requirements-manila.txt'))
 DRIVER_MODULE = 'realcloud_cinder_driver'
 SQLITE_FIX_MODULE = 'realcloud_sqlite_immediate'
 KEYSTONE_WSGI_MODULE = 'realcloud_keystone_wsgi'
+MANILA_DRIVER_MODULE = 'realcloud_manila_driver'
+MANILA_WSGI_MODULE = 'realcloud_manila_wsgi'
 RABBIT_SERVER = '/usr/lib/rabbitmq/bin/rabbitmq-server'
+MARIADB_SERVER = '/usr/sbin/mariadbd'
+MARIADB_INSTALL_DB = '/usr/bin/mariadb-install-db'
+# Debian packages `install` adds when missing: package -> a file it ships.
+DEBIAN_PACKAGES = (('rabbitmq-server', RABBIT_SERVER),
+                   ('mariadb-server', MARIADB_SERVER))
 REGION = 'RegionOne'
 BACKEND = 'local'  # backend, pool and default volume type
 MULTIATTACH_TYPE = 'local-multiattach'
 CINDER_HOST = 'realcloud'
-# Stop order; start order is the reverse, with the scheduler last.
-SERVICES = ('cinder-scheduler', 'cinder-volume', 'cinder-api', 'keystone',
-            'rabbitmq', 'epmd')
+MANILA_HOST = 'realcloud'
+SHARE_BACKEND = 'shares'  # Manila backend section, backend name and pool
+SHARE_TYPE = 'default'    # Manila's default share type
+SHARE_PROTOCOLS = ('NFS', 'CEPHFS', 'GLUSTERFS')
+# The share backend flags of `start`: those of one protocol come together.
+SHARE_BACKEND_GROUPS = {
+    'GLUSTERFS': ('glusterfs_server', 'glusterfs_volume', 'glusterfs_mount'),
+    'CEPHFS': ('cephfs_mon', 'cephfs_mount'),
+}
+# Stop order; start order is roughly the reverse, with the schedulers late.
+SERVICES = ('cinder-scheduler', 'cinder-volume', 'cinder-api',
+            'manila-share', 'manila-scheduler', 'manila-api', 'keystone',
+            'rabbitmq', 'mariadb', 'epmd')
 CLOUD_NAMES = ('realcloud', 'realcloud-appcred', 'realcloud-trust',
                'realcloud-other', 'realcloud-admin')
 
@@ -62,9 +82,19 @@ WAIT_KEYSTONE = 90
 WAIT_CINDER_API = 90
 WAIT_CINDER_VOLUME = 90
 WAIT_SCHEDULER = 90
+WAIT_MARIADB = 30
+WAIT_MANILA_API = 90
+WAIT_MANILA_POOL = 90
 STOP_GRACE = 15
+# MariaDB and Manila start at a lower CPU priority: on two cores they would
+# otherwise slow down keystone-manage and Cinder, which the start waits for
+# first (~1 s of 16).  They get the normal priority back once ready.
+LOW_PRIORITY = ['nice', '-n', '10']
 
 _CHILDREN = []  # Popen objects, kept so they are not collected early
+# _spawn is called from the main thread and from the Manila start thread:
+# each read-modify-write of pids.json is one critical section.
+_PIDS_LOCK = threading.Lock()
 
 
 class RealcloudError(RuntimeError):
@@ -87,7 +117,9 @@ class _Paths:
         self.venv = {name: j('venv-' + name) for name, _ in VENVS}
         self.keystone = j('keystone')
         self.cinder = j('cinder')
+        self.manila = j('manila')
         self.rabbit = j('rabbitmq')
+        self.mariadb = j('mariadb')
         self.volumes = j('volumes')
         self.logs = j('logs')
         self.run = j('run')
@@ -140,18 +172,28 @@ def _tail(path, lines=40):
         path, '\n'.join(text.splitlines()[-lines:]))
 
 
-def _ensure_rabbitmq(log_path):
-    if os.path.exists(RABBIT_SERVER) and shutil.which('epmd'):
-        return False
+def _missing_debian_packages():
+    missing = [pkg for pkg, shipped in DEBIAN_PACKAGES
+               if not os.path.exists(shipped)]
+    if not shutil.which('epmd') and 'rabbitmq-server' not in missing:
+        missing.append('rabbitmq-server')
+    return missing
+
+
+def _ensure_debian_packages(log_path):
+    """apt-get install RabbitMQ and MariaDB when missing; the names installed."""
+    missing = _missing_debian_packages()
+    if not missing:
+        return []
     env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
     cmd = ['apt-get', '-o', 'DPkg::Lock::Timeout=300', 'install', '-y',
-           '--no-install-recommends', 'rabbitmq-server']
-    _log('installing Debian rabbitmq-server')
+           '--no-install-recommends'] + missing
+    _log('installing Debian ' + ' '.join(missing))
     if _run_logged(cmd, log_path, env=env, check=False) != 0:
         _run_logged(['apt-get', '-o', 'DPkg::Lock::Timeout=300', 'update'],
                     log_path, env=env)
         _run_logged(cmd, log_path, env=env)
-    return True
+    return missing
 
 
 def _installed(paths):
@@ -165,13 +207,13 @@ def _installed(paths):
     for name, _ in VENVS:
         if not os.path.exists(paths.bin(name, 'python')):
             return None
-    if not os.path.exists(RABBIT_SERVER):
+    if _missing_debian_packages():
         return None
     return stamp
 
 
 def install(dir):
-    """Create the two venvs and install RabbitMQ; no-op when up to date."""
+    """Create the three venvs, install RabbitMQ and MariaDB; no-op when up to date."""
     paths = _Paths(dir)
     t0 = time.monotonic()
     stamp = _installed(paths)
@@ -184,8 +226,9 @@ def install(dir):
         os.unlink(paths.stamp)
     timings = {}
     t = time.monotonic()
-    if _ensure_rabbitmq(paths.log('install-apt')):
-        timings['apt rabbitmq-server'] = round(time.monotonic() - t, 1)
+    installed = _ensure_debian_packages(paths.log('install-apt'))
+    if installed:
+        timings['apt ' + ' '.join(installed)] = round(time.monotonic() - t, 1)
 
     env = dict(os.environ)
     if os.environ.get('CI', '').lower() == 'true':
@@ -289,14 +332,15 @@ def _group_alive(pgid):
 def _spawn(paths, name, argv, env=None, cwd=None):
     """Start argv in a new session (setsid); its pid is its process group."""
     out = open(paths.log(name + '.stdout'), 'ab')
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                            stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                            start_new_session=True)
-    out.close()
-    _CHILDREN.append(proc)
-    pids = _read_json(paths.pids, {})
-    pids[name] = proc.pid
-    _write_json(paths.pids, pids)
+    with _PIDS_LOCK:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                start_new_session=True)
+        out.close()
+        _CHILDREN.append(proc)
+        pids = _read_json(paths.pids, {})
+        pids[name] = proc.pid
+        _write_json(paths.pids, pids)
     return proc
 
 
@@ -547,15 +591,15 @@ def _running_services(paths):
 
 def _fresh_state(paths):
     _release_loops(paths.root)
-    for d in (paths.keystone, paths.cinder, paths.rabbit, paths.volumes,
-              paths.logs, paths.run):
+    state_dirs = (paths.keystone, paths.cinder, paths.manila, paths.rabbit,
+                  paths.mariadb, paths.volumes, paths.logs, paths.run)
+    for d in state_dirs:
         if os.path.exists(d):
             shutil.rmtree(d)
     for f in (paths.clouds, paths.ready):
         if os.path.exists(f):
             os.unlink(f)
-    for d in (paths.keystone, paths.cinder, paths.rabbit, paths.volumes,
-              paths.logs, paths.run):
+    for d in state_dirs:
         os.makedirs(d, mode=0o700)
 
 
@@ -705,7 +749,270 @@ def _cinder_conf(paths, ports, pw, keystone_url):
     })
 
 
-def _seed_keystone(ks, pw, cinder_url):
+# ---------------------------------------------------------------------------
+# MariaDB and Manila (Manila's migrations and share deletes need a real
+# MySQL-family database: SQLite does not do)
+
+
+class _MariaDB:
+    """A private mariadbd: own datadir, unix socket and loopback port."""
+
+    def __init__(self, paths, port):
+        j = lambda *p: os.path.join(paths.mariadb, *p)  # noqa: E731
+        self.conf = j('my.cnf')
+        self.datadir = j('data')
+        self.socket = j('mysqld.sock')
+        self.init_sql = j('init.sql')
+        self.port = port
+        self.log = paths.log('mariadb')
+        self.install_log = paths.log('mariadb-install-db')
+        # sun_path holds 107 bytes; mariadbd fails late and obscurely.
+        if len(self.socket.encode()) > 107:
+            raise RealcloudError('%s is too long for a unix socket path: use '
+                                 'a shorter --dir' % self.socket)
+
+    def url(self, user, password, database):
+        return ('mysql+pymysql://%s:%s@localhost/%s?unix_socket=%s'
+                '&charset=utf8mb4' % (user, password, database, self.socket))
+
+    def write_config(self, users):
+        """users: {name: password}; each gets a database of its own name."""
+        _write(self.conf, '\n'.join([
+            '[mysqld]',
+            'datadir = ' + self.datadir,
+            'socket = ' + self.socket,
+            'port = %d' % self.port,
+            'bind-address = 127.0.0.1',
+            'pid-file = ' + os.path.join(os.path.dirname(self.conf),
+                                         'mariadb.pid'),
+            'log-error = ' + self.log,
+            'user = root',  # mariadbd refuses to run as root without it
+            'skip-name-resolve',
+            'character-set-server = utf8mb4',
+            'collation-server = utf8mb4_general_ci',
+            # Small and without durability: the database lives for one test
+            # session.  The default 96 MB redo log alone would cost more
+            # disk and start-up time than the whole schema.
+            'innodb_buffer_pool_size = 32M',
+            'innodb_log_file_size = 8M',
+            'innodb_flush_log_at_trx_commit = 0',
+            'innodb_doublewrite = 0',
+            'max_connections = 300',
+            '']), 0o600)
+        sql = []
+        # The passwords are secrets.token_urlsafe(): no quote to escape.
+        for user, password in users.items():
+            sql += ["CREATE DATABASE IF NOT EXISTS `%s` CHARACTER SET utf8mb4;"
+                    % user,
+                    "CREATE USER IF NOT EXISTS '%s'@'localhost' "
+                    "IDENTIFIED BY '%s';" % (user, password),
+                    "GRANT ALL PRIVILEGES ON `%s`.* TO '%s'@'localhost';"
+                    % (user, user)]
+        _write(self.init_sql, '\n'.join(sql) + '\n', 0o600)
+
+    def install_db(self):
+        # The system tables only (~0.5 s); root logs in over the socket as
+        # the OS user root, nobody else gets in without a password.
+        _run_logged(LOW_PRIORITY + [MARIADB_INSTALL_DB, '--defaults-file=' + self.conf,
+                     '--auth-root-authentication-method=socket',
+                     '--skip-test-db'], self.install_log)
+
+    def spawn(self, paths):
+        # The init file (users and databases) runs before the server
+        # accepts its first connection.
+        return _spawn(paths, 'mariadb', LOW_PRIORITY + [
+            MARIADB_SERVER, '--defaults-file=' + self.conf,
+            '--init-file=' + self.init_sql])
+
+    def answers(self):
+        """True once the server sends its handshake on the socket."""
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(2)
+            s.connect(self.socket)
+            greeting = s.recv(64)
+        # 3-byte length, sequence 0, then protocol version 10.
+        return len(greeting) > 4 and greeting[4] == 10
+
+
+def _manila_conf(paths, ports, pw, keystone_url, db_url, share_backends):
+    backend = {
+        'share_driver': MANILA_DRIVER_MODULE + '.DirectoryShareDriver',
+        'share_backend_name': SHARE_BACKEND,
+        'driver_handles_share_servers': 'false',
+        'realcloud_pool_name': SHARE_BACKEND,
+        'realcloud_nfs_server': '127.0.0.1',
+    }
+    for name, value in sorted(share_backends.items()):
+        backend['realcloud_' + name] = value
+    return _ini({
+        'DEFAULT': {
+            'debug': 'false',
+            'use_stderr': 'false',
+            'state_path': paths.manila,
+            'host': MANILA_HOST,
+            'my_ip': '127.0.0.1',
+            'transport_url': 'rabbit://guest:guest@127.0.0.1:%d/'
+                             % ports['amqp'],
+            'auth_strategy': 'keystone',
+            'api_paste_config': os.path.join(paths.venv['manila'], 'etc',
+                                             'manila', 'api-paste.ini'),
+            'enabled_share_backends': SHARE_BACKEND,
+            'enabled_share_protocols': ','.join(SHARE_PROTOCOLS),
+            'default_share_type': SHARE_TYPE,
+            'report_interval': '5',
+            # manila-share sends its capabilities at start and then every
+            # periodic_interval (60 s, after a random delay of up to 60 s).
+            # The scheduler and the share service start together: when the
+            # start-up messages cross, the next report comes within 5 s.
+            'periodic_interval': '5',
+            'periodic_fuzzy_delay': '0',
+            'rpc_response_timeout': '60',
+            # manila-share waits for this long on SIGTERM (the default
+            # 60 s; ~20 s seen): its state is thrown away, so 1 s will do.
+            'graceful_shutdown_timeout': '1',
+        },
+        'database': {'connection': db_url},
+        'oslo_concurrency': {'lock_path': os.path.join(paths.manila,
+                                                       'locks')},
+        'coordination': {'backend_url': 'file://' + os.path.join(
+            paths.manila, 'coordination')},
+        'keystone_authtoken': {
+            'www_authenticate_uri': keystone_url,
+            'auth_url': keystone_url,
+            'auth_type': 'password',
+            'username': 'manila',
+            'password': pw['manila'],
+            'user_domain_name': 'Default',
+            'project_name': 'service',
+            'project_domain_name': 'Default',
+        },
+        SHARE_BACKEND: backend,
+    })
+
+
+class _ManilaStarter(threading.Thread):
+    """MariaDB, Manila's schema and the three Manila services, beside the
+    Keystone and Cinder steps of the main thread.
+
+    Nothing here needs Keystone: manila-api only asks it to check a token
+    at the first request.  The services start once RabbitMQ listens.
+    """
+
+    def __init__(self, paths, ports, conf, mariadb, rabbit_up_check):
+        super().__init__(name='realcloud-manila', daemon=True)
+        self.paths = paths
+        self.ports = ports
+        self.conf = conf
+        self.mariadb = mariadb
+        self.rabbit_up = rabbit_up_check
+        self.timings = {}
+        self.marks = {}
+        self.procs = {}
+        self.error = None
+        self.cancelled = threading.Event()
+
+    def _step(self):
+        if self.cancelled.is_set():
+            raise RealcloudError('Manila start cancelled')
+
+    def run(self):
+        try:
+            self._run()
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread
+            self.error = e
+
+    def _run(self):
+        paths = self.paths
+        t = time.monotonic()
+        self.mariadb.install_db()
+        self._step()
+        mysqld = self.mariadb.spawn(paths)
+        self.procs['mariadb'] = mysqld
+        _wait('mariadb', self.mariadb.answers, WAIT_MARIADB, mysqld,
+              self.mariadb.log, interval=0.05)
+        self.timings['mariadb'] = round(time.monotonic() - t, 1)
+        self._step()
+
+        t = time.monotonic()
+        _run_logged(LOW_PRIORITY + [paths.bin('manila', 'manila-manage'), '--config-file',
+                     self.conf, 'db', 'sync'], paths.log('manila-manage'))
+        self.timings['manila-manage db sync'] = round(time.monotonic() - t, 1)
+        self._step()
+
+        end = time.monotonic() + WAIT_RABBIT
+        while not self.rabbit_up():  # the main thread reports its failure
+            self._step()
+            if time.monotonic() > end:
+                raise RealcloudError('rabbitmq not listening after %d s'
+                                     % WAIT_RABBIT)
+            time.sleep(0.1)
+        for binary in ('manila-scheduler', 'manila-share'):
+            self.marks[binary] = time.monotonic()
+            self.procs[binary] = _spawn(paths, binary, LOW_PRIORITY + [
+                paths.bin('manila', binary), '--config-file', self.conf,
+                '--log-file', paths.log(binary)])
+        self.marks['manila-api'] = time.monotonic()
+        self.procs['manila-api'] = _spawn(paths, 'manila-api', LOW_PRIORITY + [
+            paths.bin('manila', 'gunicorn'),
+            '--bind', '127.0.0.1:%d' % self.ports['manila'],
+            '--workers', '1', '--worker-class', 'gthread', '--threads', '4',
+            '--timeout', '120', '--graceful-timeout', '5',
+            # As for Keystone: no idle keep-alive connection to reset.
+            '--keep-alive', '0',
+            '--no-control-socket',
+            '--pythonpath', HERE,
+            '--error-logfile', paths.log('manila-api-gunicorn'),
+            MANILA_WSGI_MODULE + ':application'],
+            env=dict(os.environ, REALCLOUD_MANILA_CONF=self.conf,
+                     REALCLOUD_MANILA_LOG=paths.log('manila-api')),
+            cwd=paths.manila)
+
+    def result(self, deadline_s):
+        """Wait for the thread; re-raise what it failed with."""
+        self.join(deadline_s)
+        if self.is_alive():
+            raise RealcloudError('MariaDB/Manila preparation still running '
+                                 'after %d s' % deadline_s)
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def cancel(self):
+        self.cancelled.set()
+        self.join(WAIT_MARIADB + WAIT_RABBIT)
+
+
+def _manila_headers(version='2.41'):
+    return {'X-OpenStack-Manila-API-Version': version}
+
+
+def _check_share_backends(share_backends):
+    """The flags of each protocol come together, and mounts are mounts."""
+    given = {k: v for k, v in (share_backends or {}).items() if v}
+    known = {k for names in SHARE_BACKEND_GROUPS.values() for k in names}
+    unknown = set(given) - known
+    if unknown:
+        raise RealcloudError('unknown share backend settings: %s'
+                             % ', '.join(sorted(unknown)))
+    for proto, names in SHARE_BACKEND_GROUPS.items():
+        present = [n for n in names if n in given]
+        if present and len(present) != len(names):
+            raise RealcloudError(
+                '%s shares need %s together (got only %s)' % (
+                    proto, ', '.join('--' + n.replace('_', '-')
+                                     for n in names),
+                    ', '.join('--' + n.replace('_', '-') for n in present)))
+    for name, value in given.items():
+        if name.endswith('_mount'):
+            value = os.path.abspath(value)
+            given[name] = value
+            if not os.path.ismount(value):
+                raise RealcloudError('--%s %s is not a mount point'
+                                     % (name.replace('_', '-'), value))
+    return given
+
+
+def _seed_keystone(ks, pw, cinder_url, manila_url):
     """Projects, users, roles, catalog, application credential, trust."""
     admin_token, admin = ks.password('admin', pw['admin'], project='admin')
     roles = {r['name']: r['id']
@@ -733,9 +1040,11 @@ def _seed_keystone(ks, pw, cinder_url):
                % (project_id, user_id, roles[role]), 'grant ' + role)
 
     service = project('service')
-    cinder = user('cinder', pw['cinder'], service['id'])
-    grant(service['id'], cinder['id'], 'admin')
-    grant(service['id'], cinder['id'], 'service')
+    service_users = {}
+    for name in ('cinder', 'manila'):
+        service_users[name] = user(name, pw[name], service['id'])
+        grant(service['id'], service_users[name]['id'], 'admin')
+        grant(service['id'], service_users[name]['id'], 'service')
 
     fuxi_p = project('fuxi')
     fuxi = user('fuxi', pw['fuxi'], fuxi_p['id'])
@@ -745,16 +1054,20 @@ def _seed_keystone(ks, pw, cinder_url):
     other = user('fuxi-other', pw['fuxi-other'], other_p['id'])
     grant(other_p['id'], other['id'], 'member')
 
-    for stype, sname in (('block-storage', 'cinder'),
-                         ('volumev3', 'cinderv3')):
+    # Manila's v2 API needs no project id in its URLs (2.60 and later
+    # drop it; older versions accept both), as devstack registers it now.
+    for stype, sname, url in (
+            ('block-storage', 'cinder', cinder_url + '/v3/%(project_id)s'),
+            ('volumev3', 'cinderv3', cinder_url + '/v3/%(project_id)s'),
+            ('shared-file-system', 'manila', manila_url + '/v2'),
+            ('sharev2', 'manilav2', manila_url + '/v2')):
         svc = ks.post(admin_token, '/services', {'service': {
             'type': stype, 'name': sname, 'enabled': True}},
             'create service ' + stype)['service']
         for interface in ('public', 'internal', 'admin'):
             ks.post(admin_token, '/endpoints', {'endpoint': {
                 'service_id': svc['id'], 'interface': interface,
-                'region_id': REGION,
-                'url': cinder_url + '/v3/%(project_id)s'}},
+                'region_id': REGION, 'url': url}},
                 'create endpoint %s %s' % (stype, interface))
 
     # As user fuxi, on project fuxi: an application credential, and a
@@ -781,7 +1094,9 @@ def _seed_keystone(ks, pw, cinder_url):
         'projects': {'fuxi': fuxi_p['id'], 'other': other_p['id'],
                      'service': service['id']},
         'users': {'fuxi': fuxi['id'], 'fuxi-trustee': trustee['id'],
-                  'fuxi-other': other['id'], 'cinder': cinder['id']},
+                  'fuxi-other': other['id'],
+                  'cinder': service_users['cinder']['id'],
+                  'manila': service_users['manila']['id']},
         'application_credential': {'id': appcred['id'],
                                    'secret': appcred['secret']},
         'trust_id': trust['id'],
@@ -827,10 +1142,17 @@ def _cinder_services(cinder_url, token, project_id):
     return _expect(res, (200,), 'os-services')['services']
 
 
-def start(dir, token_expiration=3600):
-    """Start RabbitMQ, Keystone, Cinder; return the ready.json content."""
+def start(dir, token_expiration=3600, share_backends=None):
+    """Start RabbitMQ, MariaDB, Keystone, Cinder, Manila; return ready.json.
+
+    share_backends: where Manila's share driver puts GLUSTERFS and CEPHFS
+    shares, keys as the `start` flags (glusterfs_server, glusterfs_volume,
+    glusterfs_mount, cephfs_mon, cephfs_mount); a protocol left out makes
+    its shares end in `error`.
+    """
     paths = _Paths(dir)
     t_total = time.monotonic()
+    share_backends = _check_share_backends(share_backends)
     if not _installed(paths):
         raise RealcloudError('not installed in %s (or pins changed): run '
                              '"realcloud.py install --dir %s" first'
@@ -840,23 +1162,31 @@ def start(dir, token_expiration=3600):
         raise RealcloudError('already running in %s (%s): stop it first'
                              % (paths.root, ', '.join(sorted(live))))
     _fresh_state(paths)
+    background = []
     try:
-        return _start(paths, token_expiration, t_total)
+        return _start(paths, token_expiration, share_backends, t_total,
+                      background)
     except BaseException:
         _log('start failed; stopping what was started (logs kept in %s)'
              % paths.logs)
+        # The Manila thread may be about to spawn: let it finish first, so
+        # that stop() sees every process group it made.
+        for thread in background:
+            thread.cancel()
         stop(paths.root, quiet=True)
         raise
 
 
-def _start(paths, token_expiration, t_total):
+def _start(paths, token_expiration, share_backends, t_total, background):
     ports = _free_ports(('amqp', 'erlang_dist', 'epmd', 'keystone',
-                         'cinder'))
+                         'cinder', 'manila', 'mariadb'))
     _write_json(paths.ports, ports)
     pw = {k: secrets.token_urlsafe(18) for k in (
-        'admin', 'cinder', 'fuxi', 'fuxi-trustee', 'fuxi-other')}
+        'admin', 'cinder', 'manila', 'manila-db', 'fuxi', 'fuxi-trustee',
+        'fuxi-other')}
     keystone_url = 'http://127.0.0.1:%d/v3' % ports['keystone']
     cinder_url = 'http://127.0.0.1:%d' % ports['cinder']
+    manila_url = 'http://127.0.0.1:%d' % ports['manila']
     timings = {}
     mark = {}
 
@@ -867,10 +1197,28 @@ def _start(paths, token_expiration, t_total):
     shutil.copy(os.path.join(HERE, SQLITE_FIX_MODULE + '.py'), site)
     _write(os.path.join(site, SQLITE_FIX_MODULE + '.pth'), 'import %s\n' % SQLITE_FIX_MODULE, 0o644)
 
+    shutil.copy(os.path.join(HERE, MANILA_DRIVER_MODULE + '.py'),
+                _site_packages(paths, 'manila'))
+
     # RabbitMQ boots (~5 s) while Keystone and Cinder's databases are made.
     mark['rabbitmq'] = time.monotonic()
     rabbit = _start_rabbit(paths, ports)
     rabbit_up = _watch_port(ports['amqp'], WAIT_RABBIT)
+
+    # Meanwhile a thread brings up MariaDB, Manila's schema, and then the
+    # Manila services as soon as RabbitMQ listens.
+    mariadb = _MariaDB(paths, ports['mariadb'])
+    mariadb.write_config({'manila': pw['manila-db']})
+    manila_conf = os.path.join(paths.manila, 'manila.conf')
+    _write(manila_conf, _manila_conf(
+        paths, ports, pw, keystone_url,
+        mariadb.url('manila', pw['manila-db'], 'manila'), share_backends))
+    for sub in ('locks', 'coordination'):
+        os.makedirs(os.path.join(paths.manila, sub))
+    manila = _ManilaStarter(paths, ports, manila_conf, mariadb,
+                            lambda: 'at' in rabbit_up)
+    background.append(manila)
+    manila.start()
 
     ks_conf = os.path.join(paths.keystone, 'keystone.conf')
     _write(ks_conf, _keystone_conf(paths, ports, token_expiration))
@@ -938,7 +1286,7 @@ def _start(paths, token_expiration, t_total):
 
     t = time.monotonic()
     ks = _Keystone(keystone_url)
-    seed = _seed_keystone(ks, pw, cinder_url)
+    seed = _seed_keystone(ks, pw, cinder_url, manila_url)
     timings['keystone-seed'] = round(time.monotonic() - t, 1)
 
     t = time.monotonic()
@@ -1023,6 +1371,9 @@ def _start(paths, token_expiration, t_total):
     _log('cinder-scheduler up in %.1f s (pool listed)'
          % timings['cinder-scheduler'])
 
+    share_pool = _finish_manila(paths, manila, manila_url, ks, pw, seed,
+                                timings)
+
     clouds = _clouds(keystone_url, pw, seed)
     _write(paths.clouds, '\n'.join(
         ['# written by contrib/realcloud/realcloud.py; secrets inside'] +
@@ -1041,6 +1392,17 @@ def _start(paths, token_expiration, t_total):
         'volume_type': BACKEND,
         'multiattach_volume_type': MULTIATTACH_TYPE,
         'backend_pool': '%s#%s' % (backend_host, BACKEND),
+        'manila_url': manila_url,
+        'mariadb': {'socket': manila.mariadb.socket,
+                    'port': ports['mariadb']},
+        'share_type': SHARE_TYPE,
+        'share_pool': share_pool,
+        'share_protocols': list(SHARE_PROTOCOLS),
+        # Protocols whose shares can become available (NFS needs nothing).
+        'share_protocols_served': ['NFS'] + [
+            proto for proto, names in sorted(SHARE_BACKEND_GROUPS.items())
+            if names[0] in share_backends],
+        'share_backends': share_backends,
         'token_expiration': token_expiration,
         'projects': seed['projects'],
         'users': seed['users'],
@@ -1057,6 +1419,60 @@ def _start(paths, token_expiration, t_total):
     return ready
 
 
+def _finish_manila(paths, manila, manila_url, ks, pw, seed, timings):
+    """Wait for the Manila thread and its services; make the share type."""
+    t = time.monotonic()
+    manila.result(WAIT_MARIADB + WAIT_RABBIT + 120)
+    timings['manila thread (waited)'] = round(time.monotonic() - t, 1)
+    timings.update(manila.timings)
+    procs = manila.procs
+
+    def api_ready():
+        return _http('GET', manila_url + '/', timeout=3).status in (200, 300)
+
+    _wait('manila-api', api_ready, WAIT_MANILA_API, procs['manila-api'],
+          paths.log('manila-api'))
+    timings['manila-api'] = round(
+        time.monotonic() - manila.marks['manila-api'], 1)
+
+    admin_token, _ = ks.password('admin', pw['admin'], project='admin')
+    # A public type every project can use: no share servers (the file
+    # servers exist already), no snapshots (the driver has none).
+    _expect(_http('POST', manila_url + '/v2/types', {'share_type': {
+        'name': SHARE_TYPE,
+        'description': 'realcloud directory shares (GlusterFS, CephFS, NFS)',
+        'share_type_access:is_public': True,
+        'extra_specs': {'driver_handles_share_servers': 'False',
+                        'snapshot_support': 'False'}}},
+        token=admin_token, headers=_manila_headers()), (200,),
+        'create share type ' + SHARE_TYPE)
+
+    pool = '%s@%s#%s' % (MANILA_HOST, SHARE_BACKEND, SHARE_BACKEND)
+
+    def pool_listed():
+        res = _http('GET', manila_url + '/v2/scheduler-stats/pools',
+                    token=admin_token, headers=_manila_headers(), timeout=10)
+        pools = _expect(res, (200,), 'manila scheduler-stats/pools')['pools']
+        return pool in [p['name'] for p in pools]
+
+    # The scheduler lists the pool once manila-share's driver is set up and
+    # its capabilities reached the scheduler.
+    _wait('manila-share', pool_listed, WAIT_MANILA_POOL, procs['manila-share'],
+          paths.log('manila-share'), interval=0.2)
+    for binary in ('manila-scheduler', 'manila-share'):
+        if procs[binary].poll() is not None:
+            raise RealcloudError('%s exited (code %s)\n%s' % (
+                binary, procs[binary].returncode, _tail(paths.log(binary))))
+    timings['manila-share'] = round(
+        time.monotonic() - manila.marks['manila-share'], 1)
+    for name, proc in procs.items():
+        os.setpriority(os.PRIO_PGRP, proc.pid, 0)  # see LOW_PRIORITY
+    timings['manila (after cinder)'] = round(time.monotonic() - t, 1)
+    _log('manila up: api %.1f s, pool listed %.1f s after manila-share '
+         'started' % (timings['manila-api'], timings['manila-share']))
+    return pool
+
+
 # ---------------------------------------------------------------------------
 # stop / status
 
@@ -1069,10 +1485,12 @@ def stop(dir, quiet=False):
         n for n in pids if n not in SERVICES]
     live = [n for n in order if _group_alive(pids[n])]
     t0 = time.monotonic()
-    # Cinder first (it talks to rabbit and keystone while shutting down),
-    # then keystone and rabbit, then epmd once the Erlang VM is gone.
-    phases = (('cinder-scheduler', 'cinder-volume', 'cinder-api'),
-              ('keystone', 'rabbitmq'), ('epmd',))
+    # Cinder and Manila first (they talk to rabbit, keystone and the
+    # database while shutting down), then keystone, rabbit and MariaDB,
+    # then epmd once the Erlang VM is gone.
+    phases = (('cinder-scheduler', 'cinder-volume', 'cinder-api',
+               'manila-share', 'manila-scheduler', 'manila-api'),
+              ('keystone', 'rabbitmq', 'mariadb'), ('epmd',))
     others = [n for n in live if not any(n in p for p in phases)]
     for phase in [[n for n in live if n in p] for p in phases] + [others]:
         for name in phase:
@@ -1159,7 +1577,8 @@ def status(dir):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        description='A real Keystone + Cinder on loopback for fuxi tests.')
+        description='A real Keystone + Cinder + Manila on loopback for fuxi '
+                    'tests.')
     sub = parser.add_subparsers(dest='command', required=True)
     for name in ('install', 'start', 'stop', 'status'):
         p = sub.add_parser(name)
@@ -1168,12 +1587,32 @@ def main(argv=None):
         if name == 'start':
             p.add_argument('--token-expiration', type=int, default=3600,
                            help='Keystone [token] expiration in seconds')
+            shares = p.add_argument_group(
+                'Manila share backends',
+                'where the test share driver puts shares; a protocol left '
+                'out makes its shares end in error (NFS needs nothing)')
+            shares.add_argument('--glusterfs-server', metavar='IP',
+                                help='GlusterFS server (export '
+                                     'IP:/VOLUME/share-<id>)')
+            shares.add_argument('--glusterfs-volume', metavar='VOLUME',
+                                help='GlusterFS volume holding the shares')
+            shares.add_argument('--glusterfs-mount', metavar='DIR',
+                                help='host mount of the whole volume')
+            shares.add_argument('--cephfs-mon', metavar='HOST:PORT',
+                                help='Ceph monitor (export '
+                                     'HOST:PORT:/volumes/_nogroup/<id>)')
+            shares.add_argument('--cephfs-mount', metavar='DIR',
+                                help='host mount of the CephFS root')
     args = parser.parse_args(argv)
     try:
         if args.command == 'install':
             install(args.dir)
         elif args.command == 'start':
-            start(args.dir, token_expiration=args.token_expiration)
+            start(args.dir, token_expiration=args.token_expiration,
+                  share_backends={
+                      name: getattr(args, name)
+                      for names in SHARE_BACKEND_GROUPS.values()
+                      for name in names if getattr(args, name)})
         elif args.command == 'stop':
             stop(args.dir)
         else:

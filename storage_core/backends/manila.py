@@ -195,7 +195,13 @@ class ManilaBackend:
 
     def rules(self, share_id) -> list[AccessRule]:
         with translate_errors(f"listing access rules of share {share_id}", "Manila"):
-            return [_to_rule(r) for r in self._sfs.access_rules(share_id)]
+            try:
+                return [_to_rule(r) for r in self._sfs.access_rules(share_id)]
+            except sdk_exceptions.BadRequestException:
+                # Manila answers a rule listing for an unknown share with 400
+                # "Share <id> not found.": tell that apart from a real refusal.
+                self.get(share_id)  # raises NotFound when the share is gone
+                raise
 
     def grant(self, share_id, access_type, access_to, access_level="rw") -> AccessRule:
         """Grant access and wait until the rule is active (an existing equal rule is reused)."""

@@ -3,14 +3,17 @@
 Only the HTTP face lives here; the share service is shares.py. Shapes follow
 Manila's views at the request's microversion, errors its faults (the same
 ``{"itemNotFound": {"code": 404, "message": ...}}`` shape Cinder uses), and
-each message is the one Manila's controller gives for that call: a share
-Manila's ``show``/``delete`` cannot find is a bare 404 ("The resource could
-not be found."), while the share actions say "Share <id> could not be
-found.".
+each message is the one Manila's controller gives for that call (checked
+against manila 23, see contrib/realcloud): a share Manila's ``show``/
+``delete`` cannot find is a bare 404 ("The resource could not be found."),
+the access actions say "NotFound: Resource could not be found.", the export
+locations "Share '<id>' not found.", the metadata calls "Share not found.".
 
-Microversions: Manila honours ``X-OpenStack-Manila-API-Version: 2.X`` (what
-keystoneauth sends besides ``OpenStack-API-Version: shared-file-system 2.X``,
-which devcloud also accepts) and echoes it; no header means 2.0.
+Microversions: Manila honours only ``X-OpenStack-Manila-API-Version: 2.X``
+(keystoneauth also sends ``OpenStack-API-Version: shared-file-system 2.X``,
+which Manila ignores) and echoes it, even on a 406; no header means 2.0, and
+"latest" is no version to Manila. Only ``/`` and the v2 document exist
+(Manila's v1 API is gone); the v2 document wants a token.
 """
 
 import ast
@@ -22,7 +25,8 @@ from storage_core.devcloud.shares import (
     DEFAULT_AVAILABILITY_ZONE,
     DEFAULT_SHARE_TYPE_ID,
     DEFAULT_SHARE_TYPE_NAME,
-    SUPPORTED_PROTOCOLS,
+    METADATA_ITEM_NOT_FOUND,
+    SERVED_PROTOCOLS,
     ShareError,
     validate_access,
 )
@@ -44,29 +48,33 @@ ACCESS_RULE_STATES = mv.APIVersion(2, 28)
 ACCESS_TIMESTAMPS = mv.APIVersion(2, 33)
 IPV6_ACCESS = mv.APIVersion(2, 38)
 ACCESS_RULES_API = mv.APIVersion(2, 45)
+ACCESS_ON_ERROR_SHARE = mv.APIVersion(2, 74)
 
 _NOT_FOUND = "The resource could not be found."
+# What Manila's fault wrapper makes of a NotFound raised below the controller.
+_ACTION_NOT_FOUND = "NotFound: Resource could not be found."
+_METADATA_SHARE_NOT_FOUND = "Share not found."
 _TRANSITIONAL_RULE_STATES = ("queued_to_apply", "applying", "queued_to_deny", "denying")
 
 
 class _Negotiator(mv.Negotiator):
-    """Manila's own header first; the standard one (which Manila ignores) as a fallback."""
+    """Manila's own header only, echoed alone."""
 
     def requested_text(self, headers):
         legacy = mv._header(headers, self.legacy_header)
-        if legacy:
-            return legacy.strip()
-        value = mv._header(headers, mv.HEADER)
-        if value:
-            for entry in value.split(","):
-                parts = entry.strip().split(None, 1)
-                if len(parts) == 2 and parts[0].lower() in ("shared-file-system", "sharev2"):
-                    return parts[1].strip()
-        return None
+        return legacy.strip() if legacy else None
+
+    def negotiate(self, headers):
+        text = self.requested_text(headers)
+        if text is not None and text.lower() == "latest":
+            mv.APIVersion.parse(text)  # Manila has no "latest": invalid format
+        return super().negotiate(headers)
+
+    def response_headers(self, version):
+        return {self.legacy_header: str(version), "Vary": self.legacy_header}
 
 
-SHARE = _Negotiator("shared-file-system", LEGACY_HEADER, MIN_VERSION, MAX_VERSION,
-                    echo_legacy=True)
+SHARE = _Negotiator("shared-file-system", LEGACY_HEADER, MIN_VERSION, MAX_VERSION)
 
 
 class _Context:
@@ -107,7 +115,6 @@ class SharedFileSystem:
             Route("POST", "shares/*/metadata", self._merge_metadata, "share.metadata"),
             Route("PUT", "shares/*/metadata", self._replace_metadata, "share.metadata"),
             Route("GET", "shares/*/metadata/*", self._get_metadata_item, "share.metadata"),
-            Route("PUT", "shares/*/metadata/*", self._set_metadata_item, "share.metadata"),
             Route("DELETE", "shares/*/metadata/*", self._delete_metadata_item,
                   "share.metadata"),
             Route("GET", "shares/*/export_locations", self._list_export_locations,
@@ -129,24 +136,33 @@ class SharedFileSystem:
         parts = [p for p in subpath.split("/") if p]
         if not parts:
             if req.method == "GET":
-                # Manila answers its root with 300 Multiple Choices.
-                return Response(300, {"versions": [self._v1_doc(), self._v2_doc()]})
+                # Manila answers its root, without a token, with 300 Multiple Choices.
+                return Response(300, {"versions": [self._v2_doc()]})
             return cinder_error(404, _NOT_FOUND)
-        if parts[0] == "v1" and len(parts) == 1 and req.method == "GET":
-            return Response(200, {"versions": [self._v1_doc()]})
         if parts[0] != "v2":
             return cinder_error(404, _NOT_FOUND)
         rest = parts[1:]
-        if not rest and req.method == "GET":
-            # Served without a token, as Manila's version pipeline does.
-            return Response(200, {"versions": [self._v2_doc()]})
+        return self._serve_versioned(req, rest)
 
-        return mv.serve_versioned(
-            self._identity, SHARE, req,
-            lambda claims, version: self._dispatch(req, rest, claims, version), cinder_error,
-        )
+    def _serve_versioned(self, req, rest) -> Response:
+        """Token, then microversion (Manila echoes even the one it refuses), then dispatch."""
+        claims = self._identity.validate(req.headers.get("X-Auth-Token"))
+        if claims is None:
+            return self._identity.unauthorized()
+        try:
+            version = SHARE.negotiate(req.headers)
+        except mv.VersionError as exc:
+            resp = cinder_error(exc.status, exc.message)
+            if exc.status == 406:
+                resp.headers[LEGACY_HEADER] = SHARE.requested_text(req.headers)
+            return resp
+        resp = self._dispatch(req, rest, claims, version)
+        resp.headers.update(SHARE.response_headers(version))
+        return resp
 
     def _dispatch(self, req, rest, claims, version) -> Response:
+        if not rest and req.method == "GET":
+            return Response(200, {"versions": [self._v2_doc()]})
         # Old catalogs put the project id after v2; devstack's no longer does.
         url_project = None
         if rest and _is_project_segment(rest[0]):
@@ -162,7 +178,8 @@ class SharedFileSystem:
             return cinder_error(403, "Policy doesn't allow this operation: a project "
                                      "scoped token is required.")
         if route.min_version is not None and version < route.min_version:
-            return cinder_error(404, f"API version {version} is not supported on this method.")
+            # Manila has no route below the version a call appeared at.
+            return cinder_error(404, _NOT_FOUND)
         if route.operation is not None:
             fault = apply_fault(self._faults, route.operation, cinder_error)
             if fault is not None:
@@ -184,22 +201,6 @@ class SharedFileSystem:
                 {"rel": "describedby", "type": "text/html",
                  "href": "http://docs.openstack.org/"},
                 {"rel": "self", "href": f"{self._base_url()}/share/v2/"},
-            ],
-            "media-types": [{"base": "application/json",
-                             "type": "application/vnd.openstack.share+json;version=1"}],
-        }
-
-    def _v1_doc(self):
-        return {
-            "id": "v1.0",
-            "status": "DEPRECATED",
-            "version": "",
-            "min_version": "",
-            "updated": "2015-08-27T11:33:21Z",
-            "links": [
-                {"rel": "describedby", "type": "text/html",
-                 "href": "http://docs.openstack.org/"},
-                {"rel": "self", "href": f"{self._base_url()}/share/v1/"},
             ],
             "media-types": [{"base": "application/json",
                              "type": "application/vnd.openstack.share+json;version=1"}],
@@ -285,9 +286,10 @@ class SharedFileSystem:
             if value is not None and (not isinstance(value, str) or len(value) > 255):
                 raise ShareError(400, f"{field} has more than 255 characters.")
         proto = share.get("share_proto")
-        if not isinstance(proto, str) or proto.upper() not in SUPPORTED_PROTOCOLS:
+        if not isinstance(proto, str) or proto.upper() not in SERVED_PROTOCOLS:
             raise ShareError(400, f"Invalid input received: Invalid share protocol provided: "
-                                  f"{proto}.")
+                                  f"{proto}. It is either disabled or unsupported. Available "
+                                  f"protocols: {list(SERVED_PROTOCOLS)}.")
         size = share.get("size")
         try:
             if isinstance(size, bool) or float(size) != int(size) or int(size) <= 0:
@@ -316,7 +318,7 @@ class SharedFileSystem:
             ctx.project_id, ctx.user_id, share_proto=proto.upper(), size=size, name=name,
             description=description, metadata=metadata, share_type_id=DEFAULT_SHARE_TYPE_ID,
             share_type_name=DEFAULT_SHARE_TYPE_NAME,
-            availability_zone=DEFAULT_AVAILABILITY_ZONE, is_public=bool(is_public))
+            availability_zone=az or None, is_public=bool(is_public))
         return Response(200, {"share": self._share_view(ctx, record)})
 
     def _update_share(self, ctx, share_id):
@@ -367,12 +369,13 @@ class SharedFileSystem:
             "share_server_id": None,
             "host": share["host"],
         }
+        # volume_type (the old name) stays in the view at every version.
+        view["volume_type"] = share["share_type_name"]
         if v >= SHARE_TYPE_ID_FIELD:
             view["share_type"] = share["share_type_id"]
             view["share_type_name"] = share["share_type_name"]
         else:
             view["share_type"] = share["share_type_name"]
-            view["volume_type"] = share["share_type_name"]
         if v < EXPORT_LOCATIONS_API:
             view["export_location"] = paths[0] if paths else None
             view["export_locations"] = paths
@@ -398,54 +401,47 @@ class SharedFileSystem:
             if v >= mv.APIVersion(2, since):
                 view[key] = value
         if v >= mv.APIVersion(2, 54):
-            view["progress"] = "100%" if share["status"] == "available" else (
-                "0%" if share["status"] == "creating" else None)
+            # Null until the driver created the share, then "100%" for good
+            # (state written by an older devcloud has no such field).
+            view["progress"] = share.get(
+                "progress", "100%" if share["status"] == "available" else None)
         return view
 
     # -- metadata ------------------------------------------------------------
+    # (manila 23 has no PUT of a single item on shares: POST merges instead)
 
-    def _metadata_body(self, ctx, key="metadata"):
+    def _metadata_body(self, ctx):
         body = ctx.json_body()
-        metadata = body.get(key)
+        metadata = body.get("metadata")
         if not isinstance(metadata, dict):
             raise ShareError(400, "Malformed request body")
         _check_metadata(metadata)
         return metadata
 
     def _get_metadata(self, ctx, share_id):
-        share = self._get(ctx, share_id)
+        share = self._get(ctx, share_id, _METADATA_SHARE_NOT_FOUND)
         return Response(200, {"metadata": dict(share["metadata"])})
 
     def _merge_metadata(self, ctx, share_id):
-        self._get(ctx, share_id)
-        metadata = self._metadata_body(ctx)
+        metadata = self._metadata_body(ctx)  # Manila checks the body first
+        self._get(ctx, share_id, _METADATA_SHARE_NOT_FOUND)
         new = self._service.update_metadata(ctx.project_id, share_id, metadata, replace=False)
         return Response(200, {"metadata": new})
 
     def _replace_metadata(self, ctx, share_id):
-        self._get(ctx, share_id)
         metadata = self._metadata_body(ctx)
+        self._get(ctx, share_id, _METADATA_SHARE_NOT_FOUND)
         new = self._service.update_metadata(ctx.project_id, share_id, metadata, replace=True)
         return Response(200, {"metadata": new})
 
     def _get_metadata_item(self, ctx, share_id, key):
-        share = self._get(ctx, share_id)
+        share = self._get(ctx, share_id, _METADATA_SHARE_NOT_FOUND)
         if key not in share["metadata"]:
-            raise ShareError(404, "Metadata item was not found.")
+            raise ShareError(404, METADATA_ITEM_NOT_FOUND)
         return Response(200, {"meta": {key: share["metadata"][key]}})
 
-    def _set_metadata_item(self, ctx, share_id, key):
-        self._get(ctx, share_id)
-        meta = self._metadata_body(ctx, "meta")
-        if key not in meta:
-            raise ShareError(400, "Request body and URI mismatch")
-        if len(meta) > 1:
-            raise ShareError(400, "Request body contains too many items")
-        self._service.update_metadata(ctx.project_id, share_id, meta, replace=False)
-        return Response(200, {"meta": meta})
-
     def _delete_metadata_item(self, ctx, share_id, key):
-        self._get(ctx, share_id)
+        self._get(ctx, share_id, _METADATA_SHARE_NOT_FOUND)
         self._service.delete_metadata_item(ctx.project_id, share_id, key)
         return Response(200)
 
@@ -467,9 +463,9 @@ class SharedFileSystem:
         if key not in actions:
             raise ShareError(400, f"There is no such action: {name}")
         if prefixed != name.startswith("os-"):
-            # Manila has both names, each bound to its own version range.
-            raise ShareError(404, f"API version {ctx.version} is not supported on this "
-                                  "method.")
+            # Manila has both names, each bound to its own version range:
+            # outside it the action does not exist.
+            raise ShareError(404, _NOT_FOUND)
         handler, operation = actions[key]
         fault = apply_fault(self._faults, operation, cinder_error)
         if fault is not None:
@@ -479,7 +475,12 @@ class SharedFileSystem:
     def _allow_access(self, ctx, share_id, args):
         if not isinstance(args, dict):
             raise ShareError(400, "Malformed request body")
-        self._get(ctx, share_id, "Share {id} could not be found.")
+        share = self._get(ctx, share_id, _ACTION_NOT_FOUND)
+        if ctx.version < ACCESS_RULE_STATES and share["access_rules_status"] == "error":
+            # From 2.28 on a rule in error no longer blocks new ones.
+            raise ShareError(400, "Access rules cannot be added while the share or any of its "
+                                  "replicas or migration copies has its access_rules_status "
+                                  "set to error. Deny any rules in error state and try again.")
         try:
             access_type = args["access_type"]
             access_to = args["access_to"]
@@ -495,23 +496,24 @@ class SharedFileSystem:
             _check_metadata(metadata)
         rule = self._service.allow_access(
             ctx.project_id, share_id, access_type=access_type, access_to=access_to,
-            access_level=args.get("access_level"), metadata=metadata)
+            access_level=args.get("access_level"), metadata=metadata,
+            allow_on_error_state=ctx.version >= ACCESS_ON_ERROR_SHARE)
         return Response(200, {"access": self._rule_view(ctx, rule, with_share_id=True)})
 
     def _deny_access(self, ctx, share_id, args):
         if not isinstance(args, dict) or "access_id" not in args:
             raise ShareError(400, "Malformed request body")
-        self._get(ctx, share_id, "Share {id} could not be found.")
+        self._get(ctx, share_id, _ACTION_NOT_FOUND)
         self._service.deny_access(ctx.project_id, share_id, args["access_id"])
         return Response(202)
 
     def _access_list(self, ctx, share_id, _args):
-        self._get(ctx, share_id, "Share {id} could not be found.")
+        self._get(ctx, share_id, _ACTION_NOT_FOUND)
         rules = self._service.rules_of(share_id)
         return Response(200, {"access_list": [self._rule_view(ctx, r) for r in rules]})
 
     def _force_delete(self, ctx, share_id, _args):
-        self._get(ctx, share_id, "Share {id} could not be found.")
+        self._get(ctx, share_id)
         self._service.delete_share(ctx.project_id, share_id, force=True)
         return Response(202)
 

@@ -6,15 +6,19 @@ a well-formed fake NFS export; devcloud only hands out its export path, and
 creating the directory is left to a pluggable ``make_share_dir(proto,
 share_id)`` (default: record only). Status rules follow Manila's:
 
-* share: ``creating`` -> ``available`` (or ``error``: no backend serves the
-  protocol, or ``make_share_dir`` failed); delete: ``available``/``error``/
-  ``inactive`` -> ``deleting`` -> gone (``error_deleting`` when
+* share: ``creating`` -> ``available`` (or ``error``: ``make_share_dir``
+  failed, as a driver failure leaves it); it gets its host and availability
+  zone when scheduled, i.e. when the create finishes. Delete: ``available``/
+  ``error``/``inactive`` -> ``deleting`` -> gone (``error_deleting`` when
   ``remove_share_dir`` fails). Access rules never block a delete: Manila
   drops them with the share.
 * access rule: ``queued_to_apply`` -> ``active`` (or ``error`` when the
   protocol's driver refuses the rule); deny: ``queued_to_deny`` -> gone.
-  The share's ``access_rules_status`` is ``syncing`` while any rule is
-  queued, ``error`` while any rule is in error, else ``active``.
+  The share's ``access_rules_status`` goes from ``active`` to ``syncing``
+  while rules are queued, and settles on ``error`` while any rule is in
+  error, else ``active`` (an ``error`` stays until then). A rule in error
+  does not stop new ones (since API 2.28; the API checks older ones).
+  Rules are listed in id order, as Manila's MySQL table returns them.
 
 Every change is one store transaction; slow work (latency, the directory
 hooks) runs on the scheduler thread outside the store lock.
@@ -37,18 +41,19 @@ from storage_core.devcloud.web import cinder_time
 
 LOG = logging.getLogger(__name__)
 
-#: What Manila's API accepts as share_proto.
-SUPPORTED_PROTOCOLS = ("NFS", "CIFS", "GLUSTERFS", "HDFS", "CEPHFS", "MAPRFS")
-#: What devcloud has a backend for; the others end in ``error`` like a
-#: Manila whose scheduler finds no valid host.
+#: Manila's enabled_share_protocols: the ones devcloud has a backend for
+#: (contrib/realcloud enables the same three). Manila's API refuses others.
 SERVED_PROTOCOLS = ("NFS", "CEPHFS", "GLUSTERFS")
-#: The access types each protocol's driver applies (LVM/generic NFS: ip,
+#: The access types each protocol's driver applies (LVM NFS helper: ip,
 #: CephFS native: cephx, GlusterFS native: cert); others end in ``error``.
-DRIVER_ACCESS_TYPES = {"NFS": ("ip", "user"), "CEPHFS": ("cephx",), "GLUSTERFS": ("cert",)}
+DRIVER_ACCESS_TYPES = {"NFS": ("ip",), "CEPHFS": ("cephx",), "GLUSTERFS": ("cert",)}
 ACCESS_LEVELS = ("rw", "ro")
 #: The cephx id manila-share itself uses; the CephFS driver refuses it.
 MANILA_CEPHX_ID = "manila"
 DELETABLE_STATUSES = ("available", "error", "inactive")
+#: Share statuses (of those devcloud has) in which Manila applies no new
+#: access rule (its TRANSITIONAL_STATUSES); ``error`` too before API 2.74.
+NO_ACCESS_CHANGE_STATUSES = ("creating", "deleting")
 DEFAULT_AVAILABILITY_ZONE = "nova"
 DEFAULT_SHARE_TYPE_NAME = "default"
 DEFAULT_SHARE_TYPE_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "devcloud-share-type-default"))
@@ -61,6 +66,10 @@ class ShareError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+#: Manila's fault text for a missing metadata key (class name, then message).
+METADATA_ITEM_NOT_FOUND = "MetadataItemNotFound: Metadata item is not found."
 
 
 def share_not_found(share_id):
@@ -208,11 +217,12 @@ class ShareService:
             "metadata": dict(metadata or {}),
             "share_type_id": share_type_id,
             "share_type_name": share_type_name,
-            "availability_zone": availability_zone,
             "share_network_id": None,
             "is_public": bool(is_public),
-            "host": f"devcloud@{share_proto.lower()}#{share_proto.lower()}"
-                    if share_proto in SERVED_PROTOCOLS else None,
+            # Filled in by the scheduler; Manila shows "" and null until then.
+            "host": "",
+            "availability_zone": availability_zone,
+            "progress": None,
             "instance_id": str(uuid.uuid4()),
             "access_rules_status": "active",
             "export_locations": [],
@@ -229,11 +239,7 @@ class ShareService:
             return
         proto = share["share_proto"]
         status = "available"
-        if proto not in SERVED_PROTOCOLS:
-            LOG.warning("share %s: no backend serves %s (No valid host was found)", share_id,
-                        proto)
-            status = "error"
-        elif self._make_share_dir is not None:
+        if self._make_share_dir is not None:
             try:
                 self._make_share_dir(proto, share_id)
             except Exception:
@@ -243,7 +249,11 @@ class ShareService:
             share = self._store.get("share", share_id)
             if share is None or share["status"] != "creating":
                 return
+            # Scheduled: the backend's pool and its zone, whatever the driver did.
+            share["host"] = f"devcloud@{proto.lower()}#{proto.lower()}"
+            share["availability_zone"] = DEFAULT_AVAILABILITY_ZONE
             if status == "available":
+                share["progress"] = "100%"
                 now = cinder_time()
                 share["export_locations"] = [{
                     "id": str(uuid.uuid4()),
@@ -314,7 +324,7 @@ class ShareService:
         with self._store.transaction():
             share = self.get_share(project_id, share_id)
             if key not in share["metadata"]:
-                raise ShareError(404, "Metadata item was not found.")
+                raise ShareError(404, METADATA_ITEM_NOT_FOUND)
             del share["metadata"][key]
             self._touch(share)
 
@@ -322,7 +332,7 @@ class ShareService:
 
     def rules_of(self, share_id) -> list[dict]:
         rules = [r for r in self._store.list("share_access") if r["share_id"] == share_id]
-        return sorted(rules, key=lambda r: r["created_at"])
+        return sorted(rules, key=lambda r: r["id"])
 
     def get_rule(self, project_id, access_id) -> dict | None:
         rule = self._store.get("share_access", access_id)
@@ -331,22 +341,25 @@ class ShareService:
         return rule
 
     def allow_access(self, project_id, share_id, *, access_type, access_to, access_level,
-                     metadata) -> dict:
+                     metadata, allow_on_error_state=False) -> dict:
+        """Manila's share API checks, in its order: level, twin rule, share state.
+
+        ``allow_on_error_state`` (API 2.74+): a share in ``error`` that has a
+        host may get rules.
+        """
         if access_level is not None and access_level not in ACCESS_LEVELS:
             raise ShareError(400, f"Invalid access rule: Invalid share access level: "
                                   f"{access_level}.")
         with self._store.transaction():
             share = self.get_share(project_id, share_id)
-            if share["access_rules_status"] == "error":
-                raise ShareError(400, "Access rules cannot be added while the share or any of "
-                                      "its replicas or migration copies has its "
-                                      "access_rules_status set to error. Deny any rules in "
-                                      "error state and try again.")
-            if share["status"] != "available":
-                raise ShareError(400, "Invalid share: Share status must be available.")
             for rule in self.rules_of(share_id):
                 if rule["access_type"] == access_type and rule["access_to"] == access_to:
                     raise ShareError(400, f"Share access {access_type}:{access_to} exists.")
+            refused = NO_ACCESS_CHANGE_STATUSES + (() if allow_on_error_state else ("error",))
+            if not share["host"] or share["status"] in refused:
+                raise ShareError(400, "New access rules cannot be applied while the share or "
+                                      "any of its replicas or migration copies lacks a valid "
+                                      "host or is in an invalid state.")
             now = cinder_time()
             rule = {
                 "id": str(uuid.uuid4()),
@@ -412,9 +425,17 @@ class ShareService:
                 self._sync_rules_status(share)
 
     def _sync_rules_status(self, share):
+        """Manila's transitions of a share's access_rules_status.
+
+        Queuing a change turns ``active`` into ``syncing`` but leaves ``error``
+        as it is; once nothing is queued, the status is ``error`` if any rule
+        is in error, else ``active``.
+        """
         states = {r["state"] for r in self.rules_of(share["id"])}
+        status = share["access_rules_status"]
         if states & {"queued_to_apply", "applying", "queued_to_deny", "denying"}:
-            status = "syncing"
+            if status == "active":
+                status = "syncing"
         elif "error" in states:
             status = "error"
         else:

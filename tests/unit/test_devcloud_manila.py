@@ -81,19 +81,19 @@ def test_directory_hooks(tmp_path):
 
 
 def test_manila_microversion_headers():
+    """As manila 23 answers (contrib/realcloud): its own header only, no "latest"."""
     assert SHARE.negotiate({}) == APIVersion(2, 0)
     assert SHARE.negotiate({"X-OpenStack-Manila-API-Version": "2.45"}) == APIVersion(2, 45)
-    assert SHARE.negotiate({"OpenStack-API-Version": "shared-file-system 2.7"}) == APIVersion(2, 7)
-    # Manila's own header wins over the standard one.
+    # Manila ignores the standard header: 2.0, as with no header.
+    assert SHARE.negotiate({"OpenStack-API-Version": "shared-file-system 2.7"}) == APIVersion(2, 0)
     assert SHARE.negotiate({"OpenStack-API-Version": "shared-file-system 2.7",
                             "X-OpenStack-Manila-API-Version": "2.9"}) == APIVersion(2, 9)
-    assert SHARE.negotiate({"X-OpenStack-Manila-API-Version": "latest"}) == APIVersion(2, 84)
-    with pytest.raises(VersionError) as err:
-        SHARE.negotiate({"X-OpenStack-Manila-API-Version": "1.9"})
-    assert err.value.status == 406
-    headers = SHARE.response_headers(APIVersion(2, 82))
-    assert headers["X-OpenStack-Manila-API-Version"] == "2.82"
-    assert headers["OpenStack-API-Version"] == "shared-file-system 2.82"
+    for text, status in (("latest", 400), ("2", 400), ("1.9", 406)):
+        with pytest.raises(VersionError) as err:
+            SHARE.negotiate({"X-OpenStack-Manila-API-Version": text})
+        assert err.value.status == status, text
+    assert SHARE.response_headers(APIVersion(2, 82)) == {
+        "X-OpenStack-Manila-API-Version": "2.82", "Vary": "X-OpenStack-Manila-API-Version"}
 
 
 def test_new_fault_operations_and_latency_field():

@@ -6,7 +6,7 @@ import pytest
 from openstack import exceptions as sdk_exceptions
 
 from storage_core.backends.manila import ManilaBackend
-from storage_core.errors import CloudError, Conflict
+from storage_core.errors import CloudError, Conflict, NotFound
 from storage_core.fakes import FakeClock
 from storage_core.models import ShareSpec
 
@@ -17,6 +17,7 @@ class StubShares:
         self.rules = {}
         self.calls = []
         self.rule_state_after = "active"
+        self.refuse_rule_listing = False
 
     def _share(self, **kw):
         base = dict(size=1, status="available", share_protocol="NFS", created_at="2026-11-26T20:00:00.000000",
@@ -47,6 +48,10 @@ class StubShares:
         self.by_id.pop(share_id, None)
 
     def access_rules(self, share_id):
+        if share_id not in self.by_id or self.refuse_rule_listing:
+            # What Manila answers for a share it does not know (and a stand-in
+            # for any other refusal of the listing).
+            raise sdk_exceptions.BadRequestException(f"Share {share_id} not found.")
         return [r for r in self.rules.values() if r.share_id == share_id]
 
     def create_access_rule(self, share_id, **attrs):
@@ -108,6 +113,18 @@ def test_a_rule_in_error_is_a_clear_cloud_error(parts):
     share = backend.create(ShareSpec("n", 1, "NFS"))
     with pytest.raises(CloudError, match="could not apply ip access"):
         backend.grant(share.id, "ip", "10.1.2.3")
+
+
+def test_rules_of_an_unknown_share_are_not_found(parts):
+    backend, stub = parts
+    for call in (lambda: backend.rules("gone"), lambda: backend.grant("gone", "ip", "10.1.2.3"),
+                 lambda: backend.revoke("gone", "r1")):
+        with pytest.raises(NotFound):
+            call()
+    share = backend.create(ShareSpec("n", 1, "NFS"))
+    stub.refuse_rule_listing = True  # a 400 for a share that exists stays a cloud error
+    with pytest.raises(CloudError, match="listing access rules"):
+        backend.rules(share.id)
 
 
 def test_export_locations_preferred_first_admin_only_left_out(parts):
