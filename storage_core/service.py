@@ -10,6 +10,7 @@ mount and taken off at its last unmount; what is not ours is never touched.
 
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 from oslo_concurrency import lockutils
 
@@ -40,6 +41,8 @@ class VolumeService:
         self._state = state
         self._mount_root = mount_root
         self._lock_dir = lock_dir
+        # Lookups of one name in several backends run side by side.
+        self._lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup")
         os.makedirs(mount_root, exist_ok=True)
         os.makedirs(lock_dir, exist_ok=True)
 
@@ -72,16 +75,13 @@ class VolumeService:
         """
         remembered = self._state.known_volume(name)
         kinds = self._usable_kinds()
-        if remembered is not None:
-            kinds.sort(key=lambda k: k.name != remembered[0])
-        found = []
-        for kind in kinds:
-            record = kind.find(name)
-            if record is None:
-                continue
-            if remembered is not None and kind.name == remembered[0]:
+        if remembered is not None and remembered[0] in self._kinds:
+            kind = self._kinds[remembered[0]]
+            record = kind.find(name) if kind in kinds else None
+            if record is not None:
                 return kind, record
-            found.append((kind, record))
+            kinds = [k for k in kinds if k is not kind]
+        found = [(k, r) for k, r in zip(kinds, self._find_in_each(kinds, name)) if r is not None]
         owned = [(k, r) for k, r in found if r.owned]
         if len(owned) > 1:
             raise Conflict(
@@ -89,6 +89,13 @@ class VolumeService:
                 f"named {name!r}; rename or remove one of them in the cloud"
             )
         return (owned or found or [(None, None)])[0]
+
+    def _find_in_each(self, kinds, name) -> list:
+        """kind.find(name) for each kind, asked at once: a new name costs one round trip."""
+        if len(kinds) < 2:
+            return [k.find(name) for k in kinds]
+        futures = [self._lookups.submit(k.find, name) for k in kinds]
+        return [f.result() for f in futures]
 
     # -- lifecycle ------------------------------------------------------
 

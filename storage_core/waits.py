@@ -23,12 +23,25 @@ class Clock:
 
 @dataclass(frozen=True)
 class Backoff:
+    """Poll every `first_interval` for `first_period`, every `fast_interval`
+    until `fast_period`, then back off by `factor` up to `max_interval`.
+
+    Most cloud steps end within the first second; polling every 20 ms there
+    sees them done within 20 ms (a 50 ms poll lost 25 ms on average, and a
+    whole interval when a step ended just after a poll), at the cost of at
+    most 50 reads for a wait that lasts the whole second.
+    """
+
     fast_interval: float = 0.05
     fast_period: float = 3.0
     factor: float = 1.5
     max_interval: float = 1.0
+    first_interval: float = 0.02
+    first_period: float = 1.0
 
     def interval(self, previous, elapsed):
+        if elapsed < self.first_period:
+            return self.first_interval
         if elapsed < self.fast_period:
             return self.fast_interval
         return min(max(previous, self.fast_interval) * self.factor, self.max_interval)
