@@ -25,6 +25,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
+            "fuxi=fuxi.cli:main",
             "fuxi-server=fuxi.server:main",
             "fuxi-devcloud=storage_core.devcloud.cli:main",
         ],

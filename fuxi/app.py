@@ -5,6 +5,7 @@ import logging
 from flask import Flask, request
 from werkzeug.exceptions import HTTPException
 
+from fuxi import admin
 from fuxi.api import blueprint, reply
 from fuxi.errors import error_response
 
@@ -15,11 +16,12 @@ def create_app(service) -> Flask:
     app = Flask("fuxi")
     app.extensions["fuxi.volume_service"] = service
     app.register_blueprint(blueprint)
+    app.register_blueprint(admin.blueprint)
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
         if exc.code == 404:
-            message = "unknown call; fuxi serves /Plugin.Activate and /VolumeDriver.*"
+            message = "unknown call; fuxi serves /Plugin.Activate, /VolumeDriver.* and /fuxi/pool/*"
         elif exc.code == 405:
             message = "plugin calls must be POST requests"
         else:

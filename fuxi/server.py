@@ -91,7 +91,12 @@ class PluginServer(BaseApplication):
 
     def load(self):
         # Runs in the worker after fork: sessions, threads and SQLite are made there.
-        return create_app(build_volume_service(self._config))
+        service = build_volume_service(self._config)
+        if service.pools is not None:
+            service.pools.start()
+            # The filler stops before the worker goes; pool volumes stay as they are.
+            self.cfg.set("worker_exit", lambda server, worker: service.pools.stop())
+        return create_app(service)
 
 
 def _configure_logging(level):

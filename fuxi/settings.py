@@ -11,6 +11,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from storage_core.config import SUPPORTED_FSTYPES, CloudConfig, ShareConfig, StorageConfig, VolumeLimits
+from fuxi.pool_settings import PoolSettingsError, read_pools
 from storage_core.errors import ConfigError
 
 CONFIG_SECTION = "fuxi"
@@ -80,6 +81,8 @@ class SettingsError(Exception):
 @dataclass(frozen=True)
 class Settings:
     values: dict = field(default_factory=dict)
+    # The warm pools, from the [pool:NAME] sections (fuxi.pool_settings).
+    pools: tuple = ()
 
     def __getattr__(self, name):
         try:
@@ -110,6 +113,7 @@ class Settings:
                 region_name=self.region_name or None,
             )
         return StorageConfig(
+            pools=self.pools,
             backends=_words(self.backends, "backends"),
             default_backend=self.default_backend.strip().lower(),
             shares=self._share_config(),
@@ -206,22 +210,32 @@ def _convert(option: Option, raw, source):
 def load(argv=None) -> Settings:
     args = argument_parser().parse_args(argv)
     values = {o.name: o.default for o in OPTIONS}
+    pools = ()
     if args.config_file:
-        values.update(_read_config_file(args.config_file))
+        parser = _parse_config_file(args.config_file)
+        values.update(_read_fuxi_section(parser, args.config_file))
+        try:
+            pools = read_pools(parser, args.config_file)
+        except PoolSettingsError as exc:
+            raise SettingsError(str(exc)) from None
     for option in OPTIONS:
         flagged = getattr(args, option.name, None) if option.flag else None
         if flagged is not None:
             values[option.name] = _convert(option, flagged, "command line")
-    return Settings(values)
+    return Settings(values, pools)
 
 
-def _read_config_file(path) -> dict:
-    parser = configparser.ConfigParser()
+def _parse_config_file(path) -> configparser.ConfigParser:
+    parser = configparser.ConfigParser(inline_comment_prefixes=("#",))
     try:
         with open(path, encoding="utf-8") as f:
             parser.read_file(f)
     except (OSError, configparser.Error) as exc:
         raise SettingsError(f"cannot read config file {path}: {exc}") from exc
+    return parser
+
+
+def _read_fuxi_section(parser, path) -> dict:
     if not parser.has_section(CONFIG_SECTION):
         raise SettingsError(f"config file {path} has no [{CONFIG_SECTION}] section")
     values = {}

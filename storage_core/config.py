@@ -108,6 +108,8 @@ class StorageConfig:
     backends: tuple[str, ...] = BACKENDS
     default_backend: str = "cinder"
     shares: ShareConfig = field(default_factory=ShareConfig)
+    # Warm pools of pre-made Cinder volumes (storage_core.pool.spec.PoolSpec).
+    pools: tuple = ()
 
     def __post_init__(self):
         unknown = [b for b in self.backends if b not in BACKENDS]

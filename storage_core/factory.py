@@ -20,6 +20,10 @@ from storage_core.fs import Filesystems
 from storage_core.host import HostIdentity, InstanceLocator
 from storage_core.kinds.block import CinderVolumes
 from storage_core.kinds.share import HostAccess, ManilaShares
+from storage_core.pool.claims import PoolClaims
+from storage_core.pool.filler import PoolFiller
+from storage_core.pool.keeper import PoolKeeper
+from storage_core.pool.ledger import PoolLedger
 from storage_core.service import VolumeService
 from storage_core.state import StateStore
 
@@ -69,8 +73,12 @@ def build_volume_service(config: StorageConfig, connection=None) -> VolumeServic
     connection = connection or connect(config.cloud)
     executor = Executor()
     filesystems = Filesystems(executor)
-    builders = {"cinder": _cinder_volumes, "manila": _manila_shares}
-    kinds = [builders[name](config, connection, executor, filesystems) for name in config.backends]
+    kinds, keeper = [], None
+    if "cinder" in config.backends:
+        cinder, keeper = _cinder_volumes(config, connection, executor, filesystems)
+        kinds.append(cinder)
+    if "manila" in config.backends:
+        kinds.append(_manila_shares(config, connection, executor, filesystems))
     return VolumeService(
         kinds=kinds,
         filesystems=filesystems,
@@ -78,17 +86,26 @@ def build_volume_service(config: StorageConfig, connection=None) -> VolumeServic
         mount_root=config.effective_mount_root,
         lock_dir=config.lock_dir,
         default_backend=config.default_backend,
+        pools=keeper,
     )
 
 
-def _cinder_volumes(config, connection, executor, filesystems) -> CinderVolumes:
+def _cinder_volumes(config, connection, executor, filesystems):
+    """The Cinder kind, and the keeper of its warm pools (None without pools)."""
     backend = CinderBackend(
         connection,
         create_timeout=config.create_timeout,
         delete_timeout=config.delete_timeout,
     )
     attacher = build_attacher(config, connection, backend, executor)
-    return CinderVolumes(backend, attacher, filesystems, config.limits)
+    if not config.pools:
+        return CinderVolumes(backend, attacher, filesystems, config.limits), None
+    host_name = HostIdentity.detect(config.host_name, config.host_ip).name
+    ledger = PoolLedger(config.state_db)
+    filler = PoolFiller(backend, attacher, filesystems, ledger, os.path.join(config.state_dir, "pool"), host_name)
+    claims = PoolClaims(config.pools, backend, filesystems, ledger)
+    keeper = PoolKeeper(config.pools, filler, claims, ledger, backend, filesystems, host_name)
+    return CinderVolumes(backend, attacher, filesystems, config.limits, claims), keeper
 
 
 def _manila_shares(config, connection, executor, filesystems) -> ManilaShares:

@@ -23,6 +23,7 @@ from storage_core.kinds.block import CinderVolumes
 from storage_core.kinds.share import HostAccess, ManilaShares
 from storage_core.models import (
     ADOPTED_FROM_KEY,
+    POOL_KEY,
     FSTYPE_KEY,
     OWNER_KEY,
     OWNER_VALUE,
@@ -34,6 +35,10 @@ from storage_core.models import (
     HostAttachment,
     ServerVolumeAttachment,
 )
+from storage_core.pool.claims import PoolClaims
+from storage_core.pool.filler import PoolFiller
+from storage_core.pool.keeper import PoolKeeper
+from storage_core.pool.ledger import PoolLedger
 from storage_core.service import VolumeService
 from storage_core.state import StateStore
 
@@ -90,14 +95,46 @@ class FakeCinder:
 
     def list_owned(self):
         self.calls.append(("list_owned",))
-        return [v for v in self.volumes.values() if v.owned]
+        return [v for v in self.volumes.values() if v.owned and POOL_KEY not in v.metadata]
+
+    def list_tagged(self, key, value=None):
+        self.calls.append(("list_tagged", key, value))
+        return [v for v in self.volumes.values()
+                if key in v.metadata and (value is None or v.metadata[key] == value)]
 
     def create(self, spec):
         self.calls.append(("create", spec.name))
         vol = self.add_volume(spec.name, spec.size_gb, fstype=spec.fstype)
-        vol = _replace(vol, volume_type=spec.volume_type, availability_zone=spec.availability_zone)
+        vol = _replace(vol, volume_type=spec.volume_type, availability_zone=spec.availability_zone,
+                       metadata={**vol.metadata, **spec.extra_metadata})
         self.volumes[vol.id] = vol
         return vol
+
+    def rename(self, volume_id, name):
+        self.calls.append(("rename", volume_id, name))
+        self.volumes[volume_id] = _replace(self.get(volume_id), name=name)
+
+    def update_metadata(self, volume_id, set_items, delete_keys):
+        self.calls.append(("update_metadata", volume_id))
+        vol = self.get(volume_id)
+        meta = {k: v for k, v in {**vol.metadata, **set_items}.items() if k not in delete_keys}
+        self.volumes[volume_id] = _replace(vol, metadata=meta)
+
+    def reserve(self, volume_id):
+        """An attachment without a connector: granted to one caller only, as Cinder does."""
+        self.calls.append(("reserve", volume_id))
+        with self._lock:
+            vol = self.get(volume_id)
+            if vol.status != "available":
+                raise Conflict(f"volume {volume_id} is taken ({vol.status})")
+            attachment_id = str(uuid.uuid4())
+            self.attachments[attachment_id] = volume_id
+            self.volumes[volume_id] = _replace(vol, status="reserved",
+                                               attachments=(CloudAttachment(attachment_id),))
+        return attachment_id
+
+    def release(self, attachment_id):
+        self.delete_attachment(attachment_id)
 
     def delete(self, volume):
         self.calls.append(("delete", volume.id))
@@ -183,6 +220,9 @@ class FakeFilesystems:
         if self.fail_mount:
             raise FilesystemError(f"fake mount of {device} failed")
         self.mounted[mountpoint] = device
+
+    def move_mount(self, source, mountpoint):
+        self.mounted[mountpoint] = self.mounted.pop(source)
 
     def unmount(self, mountpoint):
         self.mounted.pop(mountpoint, None)
@@ -327,7 +367,7 @@ class FakeParts:
 
 
 def fake_volume_service(directory, limits=None, shares=None, host=None, default_backend="cinder",
-                        cinder=None, attacher=None):
+                        cinder=None, attacher=None, pools=()):
     """A VolumeService with a Cinder and a Manila kind on in-memory fakes, state under `directory`.
 
     `cinder` and `attacher` replace the fake ones (e.g. a NovaAttacher on FakeNova).
@@ -338,8 +378,15 @@ def fake_volume_service(directory, limits=None, shares=None, host=None, default_
     cinder = cinder or FakeCinder()
     manila, fs = FakeManila(), FakeFilesystems()
     attacher, mounter = attacher or FakeAttacher(cinder), FakeShareMounter(fs)
+    keeper = claims = None
+    if pools:
+        ledger = PoolLedger(os.path.join(directory, "state.db"))
+        filler = PoolFiller(cinder, attacher, fs, ledger, os.path.join(directory, "pool"), host.name)
+        claims = PoolClaims(pools, cinder, fs, ledger)
+        keeper = PoolKeeper(pools, filler, claims, ledger, cinder, fs, host.name)
     service = VolumeService(
-        kinds=[CinderVolumes(cinder, attacher, fs, limits),
+        pools=keeper,
+        kinds=[CinderVolumes(cinder, attacher, fs, limits, claims),
                ManilaShares(manila, mounter, HostAccess.for_host(host, shares), limits, shares)],
         filesystems=fs,
         state=StateStore(os.path.join(directory, "state.db")),

@@ -115,6 +115,23 @@ class Filesystems:
                 f"mounting {device} ({fstype}) at {mountpoint} failed: {exc}"
             ) from exc
 
+    def move_mount(self, source, mountpoint) -> None:
+        """Hand a mount (a pool volume's staged one) over to `mountpoint`.
+
+        A bind mount, then the staging mount goes: unlike `mount --move`, this
+        works under a shared parent mount (systemd makes / shared).
+        """
+        os.makedirs(mountpoint, exist_ok=True)
+        try:
+            self._executor.run(["mount", "--bind", source, mountpoint])
+        except CommandError as exc:
+            raise FilesystemError(f"bind-mounting {source} at {mountpoint} failed: {exc}") from exc
+        self.unmount(source)
+        try:
+            os.rmdir(source)
+        except OSError:
+            pass
+
     def unmount(self, mountpoint) -> None:
         if not self.is_mounted(mountpoint):
             return

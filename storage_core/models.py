@@ -12,6 +12,9 @@ FSTYPE_KEY = "fstype"
 # On a share adopted with `share_id`: the name it had before, so that giving it
 # back (on remove) restores it as it was instead of deleting someone's data.
 ADOPTED_FROM_KEY = "fuxi_adopted_from"
+# On a volume of the warm pool: the pool's key (storage_core.pool.spec). Such
+# volumes are ours but nobody's yet: never listed, found or mounted as a user's.
+POOL_KEY = "fuxi_pool"
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class VolumeSpec:
     fstype: str
     volume_type: str | None = None
     availability_zone: str | None = None
+    # More metadata to create the volume with (the pool's tags).
+    extra_metadata: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

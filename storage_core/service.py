@@ -32,9 +32,11 @@ def _not_owned(kind, vol, doing: str) -> NotOwned:
 
 
 class VolumeService:
-    def __init__(self, kinds, filesystems, state, mount_root, lock_dir, default_backend=None):
+    def __init__(self, kinds, filesystems, state, mount_root, lock_dir, default_backend=None, pools=None):
         """`kinds`: the enabled volume kinds (storage_core.kinds); `default_backend`
-        the one a create without `backend` uses (default: the first)."""
+        the one a create without `backend` uses (default: the first); `pools`: the
+        warm pool's keeper (storage_core.pool.keeper), if any pool is configured."""
+        self.pools = pools
         self._kinds = {kind.name: kind for kind in kinds}
         self._default = default_backend or next(iter(self._kinds))
         self._fs = filesystems
@@ -106,7 +108,7 @@ class VolumeService:
         with self._lock(name):
             existing_kind, existing = self._locate(name)
             if existing is None:
-                vol = kind.create(spec)
+                vol = kind.create(spec, self.mountpoint_for(name), self._state.save_host_volume)
             elif not existing.owned:
                 raise _not_owned(existing_kind, existing, "reuse")
             elif existing_kind is not kind:

@@ -9,7 +9,8 @@ a kind object knows one backend. Each kind has:
 * ``parse_options(name, options)``: a spec, or InvalidInput listing what is allowed;
 * ``find(name)``, ``get(id)``, ``list_owned()``: cloud records (``.id``, ``.name``,
   ``.owned``, ``.created_at``, ``.status``, ``.size_gb``, ``.metadata``);
-* ``create(spec)``; ``same_or_conflict(existing, spec)`` for a create of a name
+* ``create(spec, mountpoint, journal)`` (a claimed pre-attached pool volume comes
+  mounted and journaled); ``same_or_conflict(existing, spec)`` for a create of a name
   that exists;
 * ``check_mountable(record)``: Conflict when it may not be mounted here now;
 * ``put_on_host(record, name, mountpoint, journal)``: make it usable at

@@ -8,6 +8,7 @@ from storage_core.kinds import refuse_differences
 from storage_core.models import CloudVolume, VolumeSpec
 from storage_core.options import parse_volume_options
 from storage_core.state import HostVolume, Phase
+from storage_core.timing import step
 
 # Cinder statuses in which a volume can be attached to one more host.
 _ATTACHABLE = ("available",)
@@ -17,11 +18,13 @@ class CinderVolumes:
     name = "cinder"
     noun = "volume"
 
-    def __init__(self, backend, attacher, filesystems, limits):
+    def __init__(self, backend, attacher, filesystems, limits, claims=None):
         self._backend = backend
         self._attacher = attacher
         self._fs = filesystems
         self._limits = limits
+        # The warm pool's claims (storage_core.pool.claims), or None: every create is cold.
+        self._claims = claims
 
     @property
     def attach_mode(self) -> str:
@@ -44,8 +47,16 @@ class CinderVolumes:
     def list_owned(self):
         return self._backend.list_owned()
 
-    def create(self, spec: VolumeSpec) -> CloudVolume:
-        return self._backend.create(spec)
+    def create(self, spec: VolumeSpec, mountpoint, journal) -> CloudVolume:
+        """A ready pool volume when a pool serves the spec (a tier 3/4 one comes
+        mounted at `mountpoint`, journaled); else a new volume. An empty pool
+        is no error: the cold path is always there."""
+        if self._claims is not None:
+            claimed = self._claims.claim(spec, mountpoint, journal)
+            if claimed is not None:
+                return claimed
+        with step("create", spec.name):
+            return self._backend.create(spec)
 
     def same_or_conflict(self, existing: CloudVolume, spec: VolumeSpec) -> CloudVolume:
         differences = []
@@ -94,15 +105,18 @@ class CinderVolumes:
                 mountpoint=mountpoint,
             ))
 
-        attachment = self._attacher.attach(vol, journal_pending)
+        with step("attach", name):
+            attachment = self._attacher.attach(vol, journal_pending)
         hv = HostVolume(
             name=name, volume_id=vol.id, phase=Phase.ATTACHED, backend=self.name,
             attachment_id=attachment.attachment_id, connection_info=dict(attachment.connection_info),
             device_path=attachment.device_path, mountpoint=mountpoint,
         )
         journal(hv)
-        fstype = self._fs.ensure_filesystem(attachment.device_path, vol.fstype or self._limits.default_fstype)
-        self._fs.mount(attachment.device_path, mountpoint, fstype)
+        with step("mkfs", name):
+            fstype = self._fs.ensure_filesystem(attachment.device_path, vol.fstype or self._limits.default_fstype)
+        with step("mount", name):
+            self._fs.mount(attachment.device_path, mountpoint, fstype)
         return dataclasses.replace(hv, phase=Phase.MOUNTED)
 
     def take_off_host(self, hv: HostVolume) -> None:

@@ -84,7 +84,7 @@ class ManilaShares:
     def list_owned(self):
         return self._backend.list_owned()
 
-    def create(self, spec: ShareSpec) -> CloudShare:
+    def create(self, spec: ShareSpec, mountpoint=None, journal=None) -> CloudShare:
         if spec.adopt_share_id:
             return self._backend.adopt(spec.adopt_share_id, spec.name)
         return self._backend.create(spec)
