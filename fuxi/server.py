@@ -92,10 +92,17 @@ class PluginServer(BaseApplication):
     def load(self):
         # Runs in the worker after fork: sessions, threads and SQLite are made there.
         service = build_volume_service(self._config)
+        service.start_refreshing(self._config.refresh_interval)
         if service.pools is not None:
             service.pools.start()
-            # The filler stops before the worker goes; pool volumes stay as they are.
-            self.cfg.set("worker_exit", lambda server, worker: service.pools.stop())
+
+        def stop_background(server, worker):
+            # Before the worker goes: no refresh or fill half-way; pool volumes stay as they are.
+            service.stop_refreshing()
+            if service.pools is not None:
+                service.pools.stop()
+
+        self.cfg.set("worker_exit", stop_background)
         return create_app(service)
 
 

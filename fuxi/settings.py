@@ -68,6 +68,8 @@ OPTIONS = (
            "differ between hosts (default: fuxi-HOSTNAME)"),
     Option("glusterfs_cert_cn", str, "", "certificate common name this host presents for GlusterFS "
            "shares (default: the host name)"),
+    Option("refresh_interval", float, 10.0, "seconds between refreshes of the volume catalog Get, Path "
+           "and List answer from (changes made through this host show at once)"),
     Option("threads", int, 16, "request threads in the one gunicorn worker"),
     Option("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
@@ -114,6 +116,7 @@ class Settings:
             )
         return StorageConfig(
             pools=self.pools,
+            refresh_interval=self.refresh_interval,
             backends=_words(self.backends, "backends"),
             default_backend=self.default_backend.strip().lower(),
             shares=self._share_config(),

@@ -110,6 +110,9 @@ class StorageConfig:
     shares: ShareConfig = field(default_factory=ShareConfig)
     # Warm pools of pre-made Cinder volumes (storage_core.pool.spec.PoolSpec).
     pools: tuple = ()
+    # How often the local catalog (what Get, Path and List answer from) is
+    # refreshed from the cloud; changes made through this host show at once.
+    refresh_interval: float = 10.0
 
     def __post_init__(self):
         unknown = [b for b in self.backends if b not in BACKENDS]

@@ -10,6 +10,7 @@ mount and taken off at its last unmount; what is not ours is never touched.
 
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from oslo_concurrency import lockutils
@@ -45,8 +46,61 @@ class VolumeService:
         self._lock_dir = lock_dir
         # Lookups of one name in several backends run side by side.
         self._lookups = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lookup")
+        # Get, Path and List answer from the local catalog (state's known volumes),
+        # refreshed from the cloud in the background and written on every change.
+        # A refresh whose listing overlapped a change here is dropped: it could
+        # bring back a volume just removed.
+        self._catalog_lock = threading.Lock()
+        self._catalog_changes = 0
+        self._catalog_loaded = False
+        self._refresher = None
+        self._stop_refresh = threading.Event()
         os.makedirs(mount_root, exist_ok=True)
         os.makedirs(lock_dir, exist_ok=True)
+
+    # -- the local catalog ------------------------------------------------
+
+    def _remember(self, backend, vol) -> None:
+        with self._catalog_lock:
+            self._catalog_changes += 1
+            self._state.remember_volume(backend, vol)
+
+    def _forget(self, name) -> None:
+        with self._catalog_lock:
+            self._catalog_changes += 1
+            self._state.forget_volume(name)
+
+    def refresh_catalog(self) -> bool:
+        """Replace the local catalog with the cloud's lists; False when a change
+        here overlapped the listing (the next refresh will do)."""
+        with self._catalog_lock:
+            seen = self._catalog_changes
+        listed = {kind.name: kind.list_owned() for kind in self._usable_kinds()}
+        with self._catalog_lock:
+            if seen != self._catalog_changes:
+                return False
+            for backend, volumes in listed.items():
+                self._state.replace_known(backend, volumes)
+            self._catalog_loaded = True
+        return True
+
+    def start_refreshing(self, interval) -> None:
+        """Refresh the catalog every `interval` seconds in a background thread."""
+        def run():
+            while not self._stop_refresh.wait(interval):
+                try:
+                    self.refresh_catalog()
+                except StorageError as exc:
+                    LOG.warning("refreshing the volume catalog failed: %s", exc)
+                except Exception:
+                    LOG.exception("refreshing the volume catalog failed")
+
+        if self._refresher is None:
+            self._refresher = threading.Thread(target=run, name="catalog-refresh", daemon=True)
+            self._refresher.start()
+
+    def stop_refreshing(self) -> None:
+        self._stop_refresh.set()
 
     def _lock(self, name):
         # One lock per volume name, held across processes sharing the state dir.
@@ -118,7 +172,7 @@ class VolumeService:
                 )
             else:
                 vol = kind.same_or_conflict(existing, spec)
-            self._state.remember_volume(kind.name, vol)
+            self._remember(kind.name, vol)
             return vol
 
     def remove(self, name) -> None:
@@ -133,7 +187,7 @@ class VolumeService:
             kind, vol = self._locate(name)
             if vol is None:
                 self._release_host(name)
-                self._state.forget_volume(name)
+                self._forget(name)
                 return
             if not vol.owned:
                 raise _not_owned(kind, vol, "delete")
@@ -141,7 +195,7 @@ class VolumeService:
                 vol = kind.get(vol.id)  # what this host held of it just went
             kind.prepare_delete(vol)
             kind.delete(vol)
-            self._state.forget_volume(name)
+            self._forget(name)
             LOG.info("removed %s %s (%s)", kind.noun, name, vol.id)
 
     # -- mounts ---------------------------------------------------------
@@ -179,9 +233,9 @@ class VolumeService:
         try:
             kind, vol = self._find_owned(name, "attach")
         except NotFound:
-            self._state.forget_volume(name)
+            self._forget(name)
             raise
-        self._state.remember_volume(kind.name, vol)
+        self._remember(kind.name, vol)
         kind.check_mountable(vol)
         return kind, vol
 
@@ -258,20 +312,28 @@ class VolumeService:
         hv = self._state.host_volume(name)
         if hv and hv.phase == Phase.MOUNTED and self._state.mount_count(name):
             return hv.mountpoint
-        if self._locate(name)[1] is None:
+        if self._state.known_volume(name) is None and self._locate(name)[1] is None:
             raise NotFound(f"volume {name!r} does not exist")
         return None
 
     def get(self, name) -> VolumeInfo:
         validate_volume_name(name)
+        known = self._state.known_volume(name)
+        if known is not None and known[0] in self._kinds:
+            return self._info(self._kinds[known[0]], known[1])
         return self._info(*self._find_owned(name, "manage"))
 
     def list(self) -> list[VolumeInfo]:
-        return [self._info(kind, v) for kind in self._usable_kinds() for v in kind.list_owned()]
+        if not self._catalog_loaded:
+            self.refresh_catalog()
+        host_volumes = {hv.name: hv for hv in self._state.host_volumes()}
+        mounts = self._state.mount_counts()
+        return [self._info(self._kinds[backend], vol, host_volumes.get(vol.name), mounts.get(vol.name, 0))
+                for backend, vol in self._state.known_volumes() if backend in self._kinds]
 
-    def _info(self, kind, vol) -> VolumeInfo:
-        hv = self._state.host_volume(vol.name)
-        mounts = self._state.mount_count(vol.name)
+    def _info(self, kind, vol, hv=None, mounts=None) -> VolumeInfo:
+        if mounts is None:
+            hv, mounts = self._state.host_volume(vol.name), self._state.mount_count(vol.name)
         mounted = bool(hv and hv.phase == Phase.MOUNTED and mounts)
         return VolumeInfo(
             name=vol.name,

@@ -18,7 +18,7 @@ from storage_core.models import CloudShare, CloudVolume, HostAttachment
 # older state file when it is opened, so an upgrade keeps every record.
 _ADDED_COLUMNS = {
     "host_volumes": {"backend": "TEXT NOT NULL DEFAULT 'cinder'"},
-    "known_volumes": {"backend": "TEXT NOT NULL DEFAULT 'cinder'", "proto": "TEXT"},
+    "known_volumes": {"backend": "TEXT NOT NULL DEFAULT 'cinder'", "proto": "TEXT", "status": "TEXT"},
 }
 
 _SCHEMA = """
@@ -41,7 +41,8 @@ CREATE TABLE IF NOT EXISTS known_volumes (
     volume_type TEXT,
     availability_zone TEXT,
     created_at TEXT,
-    proto TEXT
+    proto TEXT,
+    status TEXT
 );
 CREATE TABLE IF NOT EXISTS mounts (
     name TEXT NOT NULL,
@@ -154,49 +155,34 @@ class StateStore:
     # -- volumes seen in the cloud --------------------------------------
 
     def remember_volume(self, backend, vol: CloudVolume | CloudShare) -> None:
-        """Note an owned Cinder volume or Manila share by name, so a later mount need not look it up."""
-        share = isinstance(vol, CloudShare)
+        """Note an owned Cinder volume or Manila share by name: Get, Path and List
+        answer from these records, and a mount need not look the volume up."""
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO known_volumes (name, backend, volume_id, size_gb, metadata,"
-                " volume_type, availability_zone, created_at, proto) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    vol.name,
-                    backend,
-                    vol.id,
-                    vol.size_gb,
-                    json.dumps(dict(vol.metadata)),
-                    vol.share_type if share else vol.volume_type,
-                    vol.availability_zone,
-                    vol.created_at.isoformat() if vol.created_at else None,
-                    vol.proto if share else None,
-                ),
-            )
+            self._db.execute(_REMEMBER, _known_row(backend, vol))
+
+    def replace_known(self, backend, volumes) -> None:
+        """The whole list of one backend's owned volumes, as the cloud just gave it."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("DELETE FROM known_volumes WHERE backend = ?", (backend,))
+                self._db.executemany(_REMEMBER, [_known_row(backend, v) for v in volumes])
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
 
     def known_volume(self, name) -> tuple[str, CloudVolume | CloudShare] | None:
-        """(backend, the volume or share last seen under `name`); its status is
-        not known, hence "unknown"."""
+        """(backend, the volume or share last seen under `name`), with the status it had then."""
         with self._lock:
-            row = self._db.execute(
-                "SELECT backend, volume_id, size_gb, metadata, volume_type, availability_zone,"
-                " created_at, proto FROM known_volumes WHERE name = ?",
-                (name,),
-            ).fetchone()
-        if row is None:
-            return None
-        backend, volume_id, size_gb, metadata, type_name, zone, created_at, proto = row
-        common = dict(
-            id=volume_id,
-            name=name,
-            size_gb=size_gb,
-            status="unknown",
-            created_at=datetime.fromisoformat(created_at) if created_at else None,
-            metadata=json.loads(metadata),
-            availability_zone=zone,
-        )
-        if proto is not None:
-            return backend, CloudShare(proto=proto, share_type=type_name, **common)
-        return backend, CloudVolume(volume_type=type_name, **common)
+            row = self._db.execute(f"SELECT {_KNOWN_COLUMNS} FROM known_volumes WHERE name = ?",
+                                   (name,)).fetchone()
+        return None if row is None else _known_record(row)
+
+    def known_volumes(self) -> list[tuple[str, CloudVolume | CloudShare]]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_KNOWN_COLUMNS} FROM known_volumes ORDER BY name").fetchall()
+        return [_known_record(r) for r in rows]
 
     def forget_volume(self, name) -> None:
         with self._lock:
@@ -248,9 +234,44 @@ class StateStore:
             ).fetchall()
         return dict(rows)
 
+    def mount_counts(self) -> dict[str, int]:
+        """Live mounts of every mounted volume, in one query (List of thousands)."""
+        with self._lock:
+            return dict(self._db.execute("SELECT name, SUM(count) FROM mounts GROUP BY name").fetchall())
+
     def _total(self, name) -> int:
         row = self._db.execute("SELECT SUM(count) FROM mounts WHERE name = ?", (name,)).fetchone()
         return row[0] or 0
+
+
+_KNOWN_COLUMNS = ("name, backend, volume_id, size_gb, metadata, volume_type, availability_zone,"
+                  " created_at, proto, status")
+_REMEMBER = (f"INSERT OR REPLACE INTO known_volumes ({_KNOWN_COLUMNS})"
+             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _known_row(backend, vol) -> tuple:
+    share = isinstance(vol, CloudShare)
+    return (vol.name, backend, vol.id, vol.size_gb, json.dumps(dict(vol.metadata)),
+            vol.share_type if share else vol.volume_type, vol.availability_zone,
+            vol.created_at.isoformat() if vol.created_at else None,
+            vol.proto if share else None, vol.status)
+
+
+def _known_record(row):
+    name, backend, volume_id, size_gb, metadata, type_name, zone, created_at, proto, status = row
+    common = dict(
+        id=volume_id,
+        name=name,
+        size_gb=size_gb,
+        status=status or "unknown",
+        created_at=datetime.fromisoformat(created_at) if created_at else None,
+        metadata=json.loads(metadata),
+        availability_zone=zone,
+    )
+    if proto is not None:
+        return backend, CloudShare(proto=proto, share_type=type_name, **common)
+    return backend, CloudVolume(volume_type=type_name, **common)
 
 
 def _row_to_host_volume(row) -> HostVolume:
