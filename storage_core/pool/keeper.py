@@ -93,15 +93,18 @@ class PoolKeeper:
         """Add up to `count` volumes (default: up to the pool's max) to one or every pool."""
         made = []
         for pool in self._named(pool_name):
-            level = self.levels(pool)
-            room = pool.max_volumes - level["ready"] - level["filling"]
-            for _ in range(max(0, min(room, count if count is not None else room))):
-                if self._stop.is_set():
-                    return made
+            made_here = 0
+            while not self._stop.is_set() and (count is None or made_here < count):
+                # Levels are read under the lock, so the refill thread and an
+                # on-demand fill never overshoot max between them.
                 with self._filling:
+                    level = self.levels(pool)
+                    if level["ready"] + level["filling"] >= pool.max_volumes:
+                        break
                     made.append(self._filler.fill_one(pool))
+                made_here += 1
                 if progress:
-                    progress(pool.name, len(made))
+                    progress(pool.name, made_here)
         return made
 
     def drain(self, pool_name=None) -> list[str]:
