@@ -22,6 +22,8 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        # The plot of benchmarks/seed_steps.py.
+        "bench": ["matplotlib>=3.7"],
     },
     entry_points={
         "console_scripts": [

@@ -123,5 +123,6 @@ def get():
 @blueprint.post("/VolumeDriver.List")
 def list_volumes():
     _body()
-    volumes = [{"Name": i.name, "Mountpoint": i.mountpoint or ""} for i in _service().list()]
+    # Docker reads only names and mount points here; each volume's status is Get's.
+    volumes = [{"Name": name, "Mountpoint": mountpoint or ""} for name, mountpoint in _service().list_mountpoints()]
     return reply({"Volumes": volumes, "Err": ""})

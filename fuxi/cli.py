@@ -93,7 +93,8 @@ def parser():
     fill.add_argument("--pool", help="only this pool")
     fill.add_argument("--count", type=int, help="at most this many volumes per pool")
     fill.set_defaults(run=pool_fill)
-    drain = pool.add_parser("drain", help="delete this host's idle pool volumes")
+    drain = pool.add_parser("drain", help="delete this host's idle pool volumes; the background "
+                                          "refill rests until the next fill or restart")
     drain.add_argument("--pool", help="only this pool")
     drain.set_defaults(run=pool_drain)
     return p

@@ -15,12 +15,13 @@ import sys
 
 from gunicorn.app.base import BaseApplication
 
+# Only light modules here: the gunicorn master imports this one and stays small.
+# Flask, openstacksdk and os-brick (tens of MB) are imported by the worker alone,
+# and by a short-lived child for the pre-flight checks.
 from fuxi import settings as settings_mod
-from fuxi.app import create_app
 from fuxi.devcloud_process import DevcloudError, DevcloudProcess
-from storage_core.config import CloudConfig
+from storage_core.config import HOW_TO_CONFIGURE, CloudConfig
 from storage_core.errors import StorageError
-from storage_core.factory import HOW_TO_CONFIGURE, build_volume_service, check_cloud, check_host
 
 LOG = logging.getLogger("fuxi.server")
 
@@ -91,6 +92,9 @@ class PluginServer(BaseApplication):
 
     def load(self):
         # Runs in the worker after fork: sessions, threads and SQLite are made there.
+        from fuxi.app import create_app
+        from storage_core.factory import build_volume_service
+
         service = build_volume_service(self._config)
         service.start_refreshing(self._config.refresh_interval)
         if service.pools is not None:
@@ -104,6 +108,38 @@ class PluginServer(BaseApplication):
 
         self.cfg.set("worker_exit", stop_background)
         return create_app(service)
+
+
+def preflight(config) -> None:
+    """Fail before serving when the cloud cannot be configured or this host cannot
+    attach the configured way (no cloud calls). Run in a forked child, so the
+    master never imports openstacksdk."""
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: check, report, leave without running any atexit code
+        os.close(read_fd)
+        message = ""
+        try:
+            from storage_core.factory import check_cloud, check_host
+
+            check_cloud(config.cloud)
+            check_host(config)
+        except StorageError as exc:
+            message = str(exc)
+        except BaseException as exc:  # the parent must hear of any failure
+            message = f"pre-flight checks failed: {exc!r}"
+        os.write(write_fd, message.encode())
+        os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 65536):
+        chunks.append(chunk)
+    os.close(read_fd)
+    _pid, status = os.waitpid(pid, 0)
+    if chunks:
+        raise StartupError(b"".join(chunks).decode())
+    if status != 0:
+        raise StartupError(f"pre-flight checks died (wait status {status})")
 
 
 def _configure_logging(level):
@@ -132,8 +168,7 @@ def main(argv=None) -> int:
         config = settings.storage_config(cloud, host_defaults)
         if not config.cloud.configured:
             raise StartupError(HOW_TO_CONFIGURE)
-        check_cloud(config.cloud)
-        check_host(config)
+        preflight(config)
         os.makedirs(settings.state_dir, exist_ok=True)
         claim_socket(settings.socket)
         PluginServer(settings, config).run()

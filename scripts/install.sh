@@ -96,12 +96,12 @@ stamp="$(
 )"
 if [ "${FUXI_FORCE_PIP:-0}" = 1 ] || [ ! -f "$stamp_file" ] \
     || [ "$(cat "$stamp_file")" != "$stamp" ] || [ ! -x "$VENV/bin/fuxi-server" ]; then
-    log "pip install -e '${REPO}[test]' into $VENV"
+    log "pip install -e '${REPO}[test,bench]' into $VENV"
     rm -f "$stamp_file"
     # pip's output goes to a log (this machine's pip config adds find-links that
     # warn on every package); it is shown only when pip fails.
     pip_log="$VENV/.fuxi-pip.log"
-    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "${REPO}[test]" \
+    if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -e "${REPO}[test,bench]" \
         >"$pip_log" 2>&1; then
         grep -v "is ignored: it is neither a file nor a directory" "$pip_log" | tail -n 60 >&2 || true
         log "pip install failed (full log: $pip_log)"

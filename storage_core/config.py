@@ -63,6 +63,12 @@ class ShareConfig:
             )
 
 
+HOW_TO_CONFIGURE = (
+    "no cloud is configured: name a clouds.yaml entry with the 'cloud' option or the "
+    "OS_CLOUD environment variable, or run on the embedded test cloud with --devcloud"
+)
+
+
 @dataclass(frozen=True)
 class CloudConfig:
     """How to reach the cloud: a clouds.yaml entry by name, or explicit auth."""

@@ -4,6 +4,7 @@ import logging
 import os
 
 import openstack
+import requests
 
 from storage_core.attach.baremetal import BareMetalAttacher
 from storage_core.attach.brick import Brick
@@ -13,7 +14,7 @@ from storage_core.attach.share import ShareMounter
 from storage_core.backends.cinder import CinderBackend
 from storage_core.backends.manila import ManilaBackend
 from storage_core.backends.nova import NovaBackend
-from storage_core.config import StorageConfig
+from storage_core.config import HOW_TO_CONFIGURE, StorageConfig
 from storage_core.errors import ConfigError
 from storage_core.executor import Executor
 from storage_core.fs import Filesystems
@@ -29,10 +30,6 @@ from storage_core.state import StateStore
 
 LOG = logging.getLogger(__name__)
 
-HOW_TO_CONFIGURE = (
-    "no cloud is configured: name a clouds.yaml entry with the 'cloud' option or the "
-    "OS_CLOUD environment variable, or run on the embedded test cloud with --devcloud"
-)
 
 
 def check_cloud(cloud) -> None:
@@ -40,7 +37,21 @@ def check_cloud(cloud) -> None:
     connect(cloud)
 
 
+# HTTP connections kept per cloud endpoint: one per request thread, so 32
+# parallel Creates do not queue for (or keep reopening) requests' default 10.
+CONNECTION_POOL_SIZE = 64
+
+
 def connect(cloud) -> "openstack.connection.Connection":
+    connection = _connect(cloud)
+    adapter = requests.adapters.HTTPAdapter(pool_connections=CONNECTION_POOL_SIZE,
+                                            pool_maxsize=CONNECTION_POOL_SIZE)
+    for scheme in ("http://", "https://"):
+        connection.session.session.mount(scheme, adapter)
+    return connection
+
+
+def _connect(cloud) -> "openstack.connection.Connection":
     if not cloud.configured:
         raise ConfigError(HOW_TO_CONFIGURE)
     try:

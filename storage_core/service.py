@@ -331,6 +331,12 @@ class VolumeService:
         return [self._info(self._kinds[backend], vol, host_volumes.get(vol.name), mounts.get(vol.name, 0))
                 for backend, vol in self._state.known_volumes() if backend in self._kinds]
 
+    def list_mountpoints(self) -> "list[tuple[str, str | None]]":
+        """(name, mount point or None) of every volume: List without the status of each."""
+        if not self._catalog_loaded:
+            self.refresh_catalog()
+        return self._state.known_mountpoints(tuple(self._kinds))
+
     def _info(self, kind, vol, hv=None, mounts=None) -> VolumeInfo:
         if mounts is None:
             hv, mounts = self._state.host_volume(vol.name), self._state.mount_count(vol.name)

@@ -179,6 +179,19 @@ class StateStore:
                                    (name,)).fetchone()
         return None if row is None else _known_record(row)
 
+    def known_mountpoints(self, backends) -> list[tuple[str, str | None]]:
+        """(name, mount point while mounted here, else None) of every known volume
+        of `backends`, in one query: what a List of thousands needs, nothing more."""
+        marks = ", ".join("?" for _ in backends)
+        with self._lock:
+            return self._db.execute(
+                "SELECT k.name, CASE WHEN h.phase = ? AND m.total > 0 THEN h.mountpoint END"
+                " FROM known_volumes k LEFT JOIN host_volumes h ON h.name = k.name"
+                " LEFT JOIN (SELECT name, SUM(count) AS total FROM mounts GROUP BY name) m"
+                f" ON m.name = k.name WHERE k.backend IN ({marks}) ORDER BY k.name",
+                (Phase.MOUNTED, *backends),
+            ).fetchall()
+
     def known_volumes(self) -> list[tuple[str, CloudVolume | CloudShare]]:
         with self._lock:
             rows = self._db.execute(f"SELECT {_KNOWN_COLUMNS} FROM known_volumes ORDER BY name").fetchall()

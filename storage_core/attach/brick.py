@@ -43,12 +43,15 @@ class Brick:
     """The few os-brick calls storage_core makes, with errors translated."""
 
     def __init__(self, lock_dir, device_scan_attempts=3):
-        configure(lock_dir)
+        # os-brick (with oslo.privsep and eventlet, ~15 MB) is loaded at the first
+        # attach, not at start: an idle server, or one serving shares only, never needs it.
+        self._lock_dir = lock_dir
         self._device_scan_attempts = device_scan_attempts
         self._connectors = {}
         self._lock = threading.Lock()
 
     def connector_properties(self, host_ip, host_name=None) -> dict:
+        configure(self._lock_dir)
         from os_brick.initiator import connector
 
         try:
@@ -59,6 +62,7 @@ class Brick:
             raise AttachError(f"os-brick could not read this host's connector properties: {exc}") from exc
 
     def _connector(self, protocol):
+        configure(self._lock_dir)
         from os_brick.initiator import connector
 
         key = protocol.upper()

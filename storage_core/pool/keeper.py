@@ -27,6 +27,9 @@ class PoolKeeper:
         self._thread = None
         # One fill at a time per process: the refill thread and `fuxi pool fill` share it.
         self._filling = threading.Lock()
+        # After a drain the refill rests, or it would undo the drain within seconds;
+        # an on-demand fill (or a restart) wakes it.
+        self._drained = threading.Event()
 
     # -- the background refill ------------------------------------------
 
@@ -82,7 +85,7 @@ class PoolKeeper:
 
     def refill(self):
         for pool in self.pools:
-            if self._stop.is_set():
+            if self._stop.is_set() or self._drained.is_set():
                 return
             level = self.levels(pool)
             missing = pool.min_ready - level["ready"] - level["filling"]
@@ -92,7 +95,9 @@ class PoolKeeper:
     def fill(self, pool_name=None, count=None, progress=None) -> list[str]:
         """Add up to `count` volumes (default: up to the pool's max) to one or every pool."""
         made = []
-        for pool in self._named(pool_name):
+        pools = self._named(pool_name)
+        self._drained.clear()
+        for pool in pools:
             made_here = 0
             while not self._stop.is_set() and (count is None or made_here < count):
                 # Levels are read under the lock, so the refill thread and an
@@ -110,7 +115,9 @@ class PoolKeeper:
     def drain(self, pool_name=None) -> list[str]:
         """Delete this host's idle pool volumes: all tier 3/4 ones, and the tier 1/2 ones it made."""
         gone = []
-        for pool in self._named(pool_name):
+        pools = self._named(pool_name)
+        self._drained.set()
+        for pool in pools:
             for pv in self._ledger.all(pool.key):
                 if pv.phase in (READY, FILLING):
                     self._filler.discard(pv)

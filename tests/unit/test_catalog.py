@@ -69,3 +69,16 @@ def test_the_background_refresh_keeps_the_catalog_fresh(tmp_path):
             time.sleep(0.02)
     finally:
         fakes.service.stop_refreshing()
+
+
+def test_list_mountpoints_matches_list(tmp_path):
+    fakes = fake_volume_service(str(tmp_path))
+    for name in ("a", "b", "c"):
+        fakes.service.create(name, {})
+    fakes.service.create("s", {"backend": "manila"})
+    path = fakes.service.mount("b", "c1")
+    fakes.service.mount("c", "c1")
+    fakes.service.unmount("c", "c1")
+    expected = [(i.name, i.mountpoint) for i in fakes.service.list()]
+    assert fakes.service.list_mountpoints() == expected
+    assert dict(expected) == {"a": None, "b": path, "c": None, "s": None}

@@ -175,3 +175,15 @@ def test_bad_pool_settings_and_names_are_refused(tmp_path):
     fakes, keeper = made(str(tmp_path), 4)
     with pytest.raises(InvalidInput, match="no pool named 'nope'; pools: t4"):
         keeper.fill("nope")
+
+
+def test_a_drain_rests_the_refill_until_the_next_fill(tmp_path):
+    fakes = fake_volume_service(str(tmp_path), pools=[pool(4, min_ready=1, max_volumes=2)])
+    keeper = fakes.service.pools
+    keeper.refill()
+    keeper.drain()
+    keeper.refill()
+    assert keeper.levels(keeper.pools[0])["ready"] == 0
+    keeper.fill("t4", 1)
+    keeper.refill()
+    assert keeper.levels(keeper.pools[0])["ready"] == 1
