@@ -129,8 +129,8 @@ class FakeCinder:
                 raise Conflict(f"volume {volume_id} is taken ({vol.status})")
             attachment_id = str(uuid.uuid4())
             self.attachments[attachment_id] = volume_id
-            self.volumes[volume_id] = _replace(vol, status="reserved",
-                                               attachments=(CloudAttachment(attachment_id),))
+            # Real Cinder lists no attachment on a volume that is only reserved.
+            self.volumes[volume_id] = _replace(vol, status="reserved")
         return attachment_id
 
     def release(self, attachment_id):

@@ -189,6 +189,23 @@ class VolumeService:
             return
         self._store.delete("volume", volume_id)
 
+    def update_volume(self, project_id, volume_id, changes) -> tuple[dict, str | None]:
+        """Cinder's volume update (PUT /volumes/{id}): ``changes`` holds any of
+        name, description (already validated) and metadata (replaces it all).
+
+        Allowed in any status (Cinder refuses only ``maintenance``, which
+        devcloud has not). Returns the volume and its ``updated_at`` from
+        before the change: Cinder's answer shows that stale stamp.
+        """
+        with self._store.transaction():
+            volume = self.get_volume(project_id, volume_id)
+            before = volume["updated_at"]
+            if changes:  # Cinder saves (and stamps) only when a field was given
+                if "metadata" in changes:
+                    changes = dict(changes, metadata=dict(changes["metadata"]))
+                self._touch(volume, **changes)
+            return volume, before
+
     def update_metadata(self, project_id, volume_id, metadata, replace) -> dict:
         with self._store.transaction():
             volume = self.get_volume(project_id, volume_id)
@@ -209,6 +226,13 @@ class VolumeService:
     def attachments_of(self, volume_id) -> list[dict]:
         return [a for a in self._store.list("attachment") if a["volume_id"] == volume_id]
 
+    def attachments_by_volume(self) -> dict[str, list[dict]]:
+        """Every attachment grouped by volume id: one read for a whole listing."""
+        grouped = {}
+        for attachment in self._store.list("attachment"):
+            grouped.setdefault(attachment["volume_id"], []).append(attachment)
+        return grouped
+
     def get_attachment(self, project_id, attachment_id) -> dict:
         attachment = self._store.get("attachment", attachment_id)
         if attachment is None or attachment["project_id"] != project_id:
@@ -226,6 +250,13 @@ class VolumeService:
         time.sleep(latency.reserve)
         with self._store.transaction():
             volume = self.get_volume(project_id, volume_id)
+            if "error" in volume["status"]:
+                # Cinder's attachment_create, trailing space included.
+                raise Invalid(
+                    "Invalid volume: Volume attachments can not be created if the volume is in "
+                    f"an error state. The Volume {volume_id} currently has a status of: "
+                    f"{volume['status']} "
+                )
             allowed = (MULTIATTACH_ATTACHABLE_STATUSES if volume.get("multiattach")
                        else ATTACHABLE_STATUSES)
             if volume["status"] not in allowed:
@@ -282,7 +313,10 @@ class VolumeService:
         time.sleep(latency.initialize_connection)
         attachment = self.get_attachment(project_id, attachment_id)
         volume_id = attachment["volume_id"]
-        mode = attachment["attach_mode"] or "rw"
+        # Cinder: the mode attachment-create named, else the connector's, else rw.
+        mode = attachment["attach_mode"]
+        if mode in (None, "null"):
+            mode = connector.get("mode") or "rw"
         try:
             device = self._loops.bind(self.path(volume_id), read_only=mode == "ro")
         except CommandError as exc:
@@ -408,7 +442,7 @@ class VolumeService:
         if wanted in bound:
             device = wanted
         else:
-            mode = attachments[0]["attach_mode"] or "rw"
+            mode = attachments[0]["connection_info"].get("access_mode") or "rw"
             device = bound[0] if bound else self._loops.bind(path, read_only=mode == "ro")
             LOG.warning("volume %s was on %s, now on %s", volume["id"], wanted, device)
         with self._store.transaction():

@@ -10,6 +10,7 @@ calls follows its microversions (attachments at 3.27, os-complete at 3.44,
 import ast
 import json
 import logging
+import re
 import uuid
 from urllib.parse import quote
 
@@ -58,6 +59,13 @@ MAX_LIMIT = 1000  # Cinder's osapi_max_limit
 _UPDATED = "2023-09-29T00:00:00Z"
 _NOT_FOUND = "The resource could not be found."
 _SORT_KEYS = ("created_at", "updated_at", "id", "name", "size", "status")
+#: From 3.53 a volume update must name at least one of these.
+SUPPORT_VOLUME_SCHEMA_CHANGES = mv.APIVersion(3, 53)
+_UPDATE_FIELDS = ("name", "description", "display_name", "display_description", "metadata")
+#: Cinder's volume-detail attributes that come from API extensions: shown by
+#: GET (show and list), not in the answer of an update.
+_EXTENSION_ATTRIBUTES = ("os-vol-tenant-attr:tenant_id", "os-vol-host-attr:host",
+                         "os-vol-mig-status-attr:migstat", "os-vol-mig-status-attr:name_id")
 
 
 def _invalid_field(field, value, reason):
@@ -99,6 +107,7 @@ class BlockStorage:
             r("GET", "volumes/detail", self._list_volumes_detail, "volume.list"),
             r("POST", "volumes", self._create_volume, "volume.create"),
             r("GET", "volumes/*", self._show_volume, "volume.get"),
+            r("PUT", "volumes/*", self._update_volume, "volume.update"),
             r("DELETE", "volumes/*", self._delete_volume, "volume.delete"),
             r("GET", "volumes/*/metadata", self._get_metadata, "volume.metadata"),
             r("POST", "volumes/*/metadata", self._update_metadata, "volume.metadata"),
@@ -228,6 +237,17 @@ class BlockStorage:
         volume = self._service.get_volume(ctx.project_id, volume_id)
         return Response(200, {"volume": self._volume_detail(ctx, volume)})
 
+    def _update_volume(self, ctx, volume_id):
+        # Cinder validates the body before it looks the volume up.
+        changes = _volume_update(ctx.body(), ctx.version)
+        volume, updated_before = self._service.update_volume(ctx.project_id, volume_id, changes)
+        view = self._volume_detail(ctx, volume)
+        for key in _EXTENSION_ATTRIBUTES:
+            view.pop(key, None)
+        # Cinder answers with the volume it read before saving: its old stamp.
+        view["updated_at"] = updated_before
+        return Response(200, {"volume": view})
+
     def _list_volumes(self, ctx):
         return self._volume_list(ctx, detail=False)
 
@@ -241,7 +261,9 @@ class BlockStorage:
         volumes = _sort(volumes, ctx.req)
         page, next_marker = _paginate(volumes, ctx.req, "Volume")
         if detail:
-            items = [self._volume_detail(ctx, v) for v in page]
+            # One read of the attachments for the whole page, not one per volume.
+            attached = self._service.attachments_by_volume()
+            items = [self._volume_detail(ctx, v, attached.get(v["id"], [])) for v in page]
         else:
             items = [
                 {"id": v["id"], "name": v["name"], "links": self._links(ctx, "volumes", v["id"])}
@@ -326,8 +348,10 @@ class BlockStorage:
         if connector is not None and not isinstance(connector, dict):
             raise _invalid_field("connector", connector, f"{connector!r} is not of type "
                                                          "'object', 'null'")
-        mode = body.get("mode", "rw")
-        if mode not in ("rw", "ro"):
+        # Without a mode Cinder records the string "null" (the connector's
+        # mode, else rw, then decides the access mode).
+        mode = body.get("mode", "null")
+        if "mode" in body and mode not in ("rw", "ro"):
             raise _invalid_field("mode", mode, f"{mode!r} is not one of ['rw', 'ro']")
         attachment = self._service.create_attachment(
             ctx.project_id, volume_id, instance_uuid=instance, connector=connector, mode=mode
@@ -365,13 +389,15 @@ class BlockStorage:
         return Response(200, body)
 
     def _update_attachment(self, ctx, attachment_id):
-        self._service.get_attachment(ctx.project_id, attachment_id)
+        before = self._service.get_attachment(ctx.project_id, attachment_id)["status"]
         body = ctx.body_object("attachment", allowed={"connector"})
         connector = body.get("connector")
         if not isinstance(connector, dict):
             raise _invalid_field("attachment", body, "'connector' is a required property")
         attachment = self._service.update_attachment(ctx.project_id, attachment_id, connector)
-        return Response(200, {"attachment": _attachment_detail(attachment)})
+        # Cinder answers with the record it read before the update: the
+        # connection info is new, the status the old one (e.g. reserved).
+        return Response(200, {"attachment": _attachment_detail(dict(attachment, status=before))})
 
     def _attachment_action(self, ctx, attachment_id):
         body = ctx.body()
@@ -418,7 +444,9 @@ class BlockStorage:
         return {"href": f"{ctx.base_url}/volume/v3/{ctx.project_id}/{path}?{query}",
                 "rel": "next"}
 
-    def _volume_detail(self, ctx, volume):
+    def _volume_detail(self, ctx, volume, attachments=None):
+        if attachments is None:
+            attachments = self._service.attachments_of(volume["id"])
         attachments = [
             {
                 # Cinder really puts the *volume* id under "id" here.
@@ -430,7 +458,7 @@ class BlockStorage:
                 "device": a["mountpoint"],
                 "attached_at": a["attach_time"],
             }
-            for a in self._service.attachments_of(volume["id"])
+            for a in attachments
             if a["status"] == "attached"
         ]
         vtype = _find_type(volume["volume_type"]) or {"id": None}
@@ -497,8 +525,11 @@ class _Context:
 
     def body_object(self, key, allowed=None) -> dict:
         body = self.body()
-        if not isinstance(body, dict) or key not in body:
-            raise _invalid_field(key, body, f"'{key}' is a required property")
+        # Errors about the whole body name no field in Cinder's words.
+        if not isinstance(body, dict):
+            raise Invalid(f"{body!r} is not of type 'object'")
+        if key not in body:
+            raise Invalid(f"'{key}' is a required property")
         inner = body[key]
         if not isinstance(inner, dict):
             raise _invalid_field(key, inner, f"{inner!r} is not of type 'object'")
@@ -530,7 +561,8 @@ def _attachment_detail(a):
         attached_at=a["attach_time"] or "",
         detached_at=a["detach_time"] or "",
         attach_mode=a["attach_mode"],
-        connection_info=a["connection_info"],
+        # {} until a connector came (a reservation), as Cinder shows it.
+        connection_info=a["connection_info"] or {},
     )
 
 
@@ -545,6 +577,59 @@ def _optional_string(body, field, max_length, alias=None):
     if len(value) > max_length:
         raise _invalid_field(field, value, f"{value!r} is too long")
     return value
+
+
+def _string_length(value, entity):
+    """Cinder's *_non_mandatory_remove_white_spaces formats: at most 255 once stripped."""
+    if value and len(value.strip()) > 255:
+        raise Invalid(f"Invalid input received: {entity} has {len(value.strip())} characters, "
+                      "more than 255.")
+
+
+def _unexpected(keys) -> str:
+    listed = ", ".join(repr(k) for k in keys)
+    return f"Additional properties are not allowed ({listed} {'was' if len(keys) == 1 else 'were'} unexpected)"
+
+
+def _volume_update(body, version) -> dict:
+    """The changes a PUT /volumes/{id} asks for, validated as Cinder's schema does
+    and in its order: the body, each field (type, then length), extra fields,
+    then (from 3.53) that one field at least is there."""
+    if not isinstance(body, dict):
+        raise Invalid(f"{body!r} is not of type 'object'")
+    if "volume" not in body:
+        raise Invalid("'volume' is a required property")
+    volume = body["volume"]
+    if not isinstance(volume, dict):
+        raise _invalid_field("volume", volume, f"{volume!r} is not of type 'object'")
+    for field in _UPDATE_FIELDS[:4]:
+        if field in volume:
+            value = volume[field]
+            if value is not None and not isinstance(value, str):
+                raise _invalid_field(field, value, f"{value!r} is not of type 'string', 'null'")
+            _string_length(value, "name" if field.endswith("name") else "description")
+    if "metadata" in volume:
+        _metadata(volume["metadata"])
+    extra = [k for k in volume if k not in _UPDATE_FIELDS]
+    if extra:
+        raise _invalid_field("volume", volume, _unexpected(extra))
+    if version >= SUPPORT_VOLUME_SCHEMA_CHANGES and not volume:
+        raise _invalid_field("volume", volume, f"{volume!r} is not valid under any of the given "
+                                               "schemas")
+    extra = [k for k in body if k != "volume"]
+    if extra:
+        raise Invalid(_unexpected(extra))
+    changes = {}
+    # "name" wins over "display_name" (Cinder renames the one after the other).
+    for field, aliases in (("name", ("display_name", "name")),
+                           ("description", ("display_description", "description"))):
+        for alias in aliases:
+            if alias in volume:
+                value = volume[alias]
+                changes[field] = value.strip() if isinstance(value, str) else value
+    if "metadata" in volume:
+        changes["metadata"] = dict(volume["metadata"])
+    return changes
 
 
 def _volume_size(value):
@@ -565,18 +650,31 @@ def _volume_size(value):
     return value
 
 
+#: Cinder's parameter_types.extra_specs: the keys metadata may have.
+_METADATA_KEY_PATTERN = "^[a-zA-Z0-9-_:. /]{1,255}$"
+
+
 def _metadata(value, allow_null=False, field="metadata"):
+    """Validate as Cinder's extra_specs schema does: values first (in the
+    body's order), then every key its pattern refuses, sorted."""
     if value is None and allow_null:
         return None
     if not isinstance(value, dict):
-        raise _invalid_field(field, value, f"{value!r} is not of type 'object'")
+        types = "'object', 'null'" if allow_null else "'object'"
+        raise _invalid_field(field, value, f"{value!r} is not of type {types}")
+    refused = []
     for key, item in value.items():
-        if not 1 <= len(key) <= 255:
-            raise _invalid_field(field, value, f"{key!r} does not match any of the regexes")
-        if not isinstance(item, str):
-            raise _invalid_field(field, value, f"{item!r} is not of type 'string'")
-        if len(item) > 255:
-            raise _invalid_field(field, value, f"{item!r} is too long")
+        if not re.search(_METADATA_KEY_PATTERN, key):
+            refused.append(key)
+        elif not isinstance(item, str):
+            raise _invalid_field(key, item, f"{item!r} is not of type 'string'")
+        elif len(item) > 255:
+            raise _invalid_field(key, item, f"{item!r} is too long")
+    if refused:
+        verb = "does" if len(refused) == 1 else "do"
+        joined = ", ".join(repr(k) for k in sorted(refused))
+        raise _invalid_field(field, value, f"{joined} {verb} not match any of the regexes: "
+                                           f"{_METADATA_KEY_PATTERN!r}")
     return value
 
 

@@ -112,7 +112,7 @@ def test_attachment_without_connector_then_update(cloud, conn):
     bs = conn.block_storage
     volume = wait_available(bs, bs.create_volume(name="later", size=1))
     attachment = bs.create_attachment(volume.id)
-    assert attachment.connection_info is None
+    assert attachment.connection_info == {}  # real Cinder's answer to a bare reservation
     assert loop_devices_under(cloud.state_dir) == {}
     updated = bs.update_attachment(attachment.id, connector=CONNECTOR)
     device = updated.connection_info["device_path"]
@@ -359,6 +359,40 @@ def test_list_pagination_and_summary(cloud, conn):
     assert [v["id"] for v in summary] == [v.id for v in reversed(made)]
     for v in made:
         wait_available(bs, v)
+
+
+def test_a_detail_listing_reads_the_attachments_once_per_page(cloud, conn):
+    """Thousands of volumes list in one pass over the attachments, not one per volume."""
+    from storage_core.devcloud.web import cinder_time
+
+    store, project = cloud._store, cloud._identity.project_id
+    with store.transaction():
+        for i in range(1500):
+            vid = str(uuid.uuid4())
+            store.put("volume", {
+                "id": vid, "project_id": project, "user_id": "u", "name": f"bulk-{i}",
+                "description": None, "size": 1, "status": "in-use" if i % 3 == 0 else "available",
+                "metadata": {}, "volume_type": "__DEFAULT__", "availability_zone": "nova",
+                "bootable": False, "multiattach": False, "created_at": cinder_time(),
+                "updated_at": None, "device": None})
+            if i % 3 == 0:
+                store.put("attachment", {
+                    "id": str(uuid.uuid4()), "project_id": project, "volume_id": vid,
+                    "status": "attached", "instance_uuid": None, "attach_mode": "rw",
+                    "connector": {}, "connection_info": None, "attached_host": None,
+                    "mountpoint": "na", "attach_time": cinder_time(), "detach_time": None,
+                    "created_at": cinder_time()})
+    reads = []
+    real_list = store.list
+    store.list = lambda kind: reads.append(kind) or real_list(kind)
+    try:
+        volumes = list(conn.block_storage.volumes(details=True))
+    finally:
+        store.list = real_list
+    assert len(volumes) == 1500
+    assert sum(1 for v in volumes if v.attachments) == 500
+    pages = 2  # 1,000 a page (Cinder's osapi_max_limit)
+    assert reads.count("attachment") == pages and reads.count("volume") == pages
 
 
 def test_fault_500_then_success(cloud, conn):
