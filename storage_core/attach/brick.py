@@ -43,8 +43,10 @@ class Brick:
     """The few os-brick calls storage_core makes, with errors translated."""
 
     def __init__(self, lock_dir, device_scan_attempts=3):
-        # os-brick (with oslo.privsep and eventlet, ~15 MB) is loaded at the first
-        # attach, not at start: an idle server, or one serving shares only, never needs it.
+        # os-brick is loaded here, before the worker's request threads exist: loaded
+        # later from a request thread (it brings oslo.privsep and eventlet), it kept
+        # the worker from exiting on SIGTERM until gunicorn's 30 s graceful timeout.
+        configure(lock_dir)
         self._lock_dir = lock_dir
         self._device_scan_attempts = device_scan_attempts
         self._connectors = {}
