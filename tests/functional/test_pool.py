@@ -124,6 +124,6 @@ def test_cli_errors_are_clear(plugin_factory, tmp_path, cloud):
     plugin = plugin_factory(tmp_path / "nopool").start()
     rc, _out, err = cli(plugin, "pool", "status")
     assert rc == 1 and "no warm pool is configured" in err
-    rc, _out, err = subprocess.run([sys.executable, "-m", "fuxi.cli", "--socket", str(tmp_path / "none.sock"),
-                                    "pool", "status"], capture_output=True, text=True).returncode, None, None
-    assert rc == 1
+    result = subprocess.run([sys.executable, "-m", "fuxi.cli", "--socket", str(tmp_path / "none.sock"),
+                             "pool", "status"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "cannot reach fuxi-server on" in result.stderr, result.stderr
