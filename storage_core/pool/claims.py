@@ -53,7 +53,6 @@ class PoolClaims:
         would show a `fuxi-pool-...` volume to users)."""
         self._backend.rename(volume_id, name)
         self._backend.update_metadata(volume_id, {}, list(POOL_KEYS))
-        return self._backend.get(volume_id)
 
     def _claim_shared(self, pool, spec):
         ready = [v for v in self._backend.list_tagged(POOL_KEY, pool.key)
@@ -71,12 +70,12 @@ class PoolClaims:
                 current = self._backend.get(vol.id)
                 if current.metadata.get(POOL_KEY) != pool.key or current.name != vol.name:
                     continue
-                claimed = self.finish(vol.id, spec.name)
+                self.finish(vol.id, spec.name)
             finally:
                 self._backend.release(reservation)
             self._ledger.forget(vol.id)
             LOG.info("pool %s: volume %s claimed as %s", pool.name, vol.id, spec.name)
-            return self._backend.get(claimed.id)
+            return self._backend.get(vol.id)  # read once, after the release: its status is final
         return None
 
     def _claim_local(self, pool, spec, mountpoint, journal):
@@ -84,7 +83,8 @@ class PoolClaims:
         if pv is None:
             return None
         try:
-            vol = self.finish(pv.volume_id, spec.name)
+            self.finish(pv.volume_id, spec.name)
+            vol = self._backend.get(pv.volume_id)
         except StorageError:
             LOG.exception("pool %s: claiming %s failed; recovery will sort it out", pool.name, pv.volume_id)
             raise
