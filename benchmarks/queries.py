@@ -16,7 +16,11 @@ Starts `fuxi-server --devcloud` (no latency), creates and mounts one volume
    background refresh) lists them, then times List one call at a time over
    --list-seconds (goal: median <= 50 ms; p95 and max are printed too, since the
    background refresh runs in the same worker) and the req/s again;
-4. idle RSS again, with the 5,000-volume catalog.
+4. idle RSS again, with the 5,000-volume catalog;
+5. the floor under these figures: the same gunicorn set-up serving
+   benchmarks/reference_app.py (a Flask app answering `{"Err": ""}` to every
+   call, after importing openstacksdk and os-brick as fuxi's worker must), its
+   req/s with the same client and its idle RSS. fuxi's own cost is the difference.
 
 How the 5,000 volumes are made (--fill): `store` (default) writes devcloud
 volume records straight into its SQLite store, in one transaction while it
@@ -34,6 +38,7 @@ import json
 import os
 import socket
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -43,6 +48,8 @@ from concurrent.futures import ThreadPoolExecutor
 from fuxi_bench import (BenchError, Fuxi, exit_on_signals, median, percentile, running, scratch, table)
 
 MB = 1024 * 1024
+# fuxi-server's default request threads, given to it and to the reference app alike.
+THREADS = 16
 
 
 def say(text):
@@ -234,6 +241,48 @@ def fill_api(fuxi, count):
         list(pool.map(one, range(count)))
 
 
+class ReferenceServer:
+    """benchmarks/reference_app.py under gunicorn, set up as fuxi-server sets itself up."""
+
+    def __init__(self, workdir, threads):
+        self.socket = os.path.join(workdir, "reference.sock")
+        self.threads = threads
+        self.proc = None
+
+    def __enter__(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", str(self.threads), "-w", "1",
+             "-b", f"unix:{self.socket}", "--chdir", here, "reference_app:app"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while not (os.path.exists(self.socket) and self._answers()):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise BenchError("the reference gunicorn app did not start")
+            time.sleep(0.2)
+        return self
+
+    def _answers(self):
+        try:
+            return RawClient(self.socket).call("Plugin.Activate", b"{}\n")[0] == 200
+        except OSError:
+            return False
+
+    def processes(self):
+        import psutil
+
+        master = psutil.Process(self.proc.pid)
+        return {"master": master, "worker": master.children()[0]}
+
+    def __exit__(self, *exc):
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def fmt_mem(m):
     return [f"{m['rss']:.1f}", f"{m['pss']:.1f}", f"{m['uss']:.1f}"]
 
@@ -253,7 +302,7 @@ def main():
     args = parser.parse_args()
 
     with scratch("fuxi-queries-") as workdir:
-        fuxi = Fuxi(workdir, {"devcloud_latency_profile": "none"})
+        fuxi = Fuxi(workdir, {"devcloud_latency_profile": "none", "threads": THREADS})
         with running(fuxi):
             worker = fuxi.processes()["worker"]
             cpu_idle = idle_cpu(worker, args.idle)
@@ -299,6 +348,14 @@ def main():
             cpu_big = idle_cpu(worker, args.idle)
             mem_big = memory(fuxi)
 
+        say("the reference app under the same gunicorn set-up")
+        with ReferenceServer(workdir, THREADS) as ref:
+            ref_worker = ref.processes()["worker"]
+            ref_rates = {method: throughput(ref.socket, method, name, args.clients, args.seconds, True, ref_worker)
+                         for method, name in (("VolumeDriver.Get", "q0"), ("VolumeDriver.List", None))}
+            time.sleep(1)
+            mem_ref = memory(ref)
+
     print(f"\nrequests per second, {args.clients} client threads, {args.seconds:g} s each, "
           f"one mounted volume q0 ({os.cpu_count()} cores shared by client and server)")
     rows = []
@@ -313,7 +370,12 @@ def main():
                      f"{rate:,.0f}", f"{wcores:.2f}", f"{ccores:.2f}",
                      ">= 2,000" if method != "VolumeDriver.List" else "-",
                      ("ok" if rate >= 2000 else "MISSED") if method != "VolumeDriver.List" else ""])
+    for method, (rate, wcores, ccores) in ref_rates.items():
+        rows.append([method.split(".")[1] + " (reference app)", "keep-alive", f"{rate:,.0f}", f"{wcores:.2f}",
+                     f"{ccores:.2f}", "floor", ""])
     print(table(rows, ["call", "connections", "req/s", "worker cores", "client cores", "goal", ""]))
+    print("(reference app: the same gunicorn serving a Flask app that only answers {\"Err\": \"\"}, "
+          "with openstacksdk and os-brick loaded: the most this stack does on this machine)")
 
     med = median(times) * 1000
     print(f"\nList with {total} volumes, one call at a time for {args.list_seconds:g} s "
@@ -335,6 +397,10 @@ def main():
         rows.append(["", "gunicorn worker", *fmt_mem(mem["worker"]), "", ""])
         rows.append(["", "fuxi-server (both)", *fmt_mem(both), "<= 80", "ok" if both["rss"] <= 80 else "MISSED"])
         rows.append(["", "devcloud (apart)", *fmt_mem(mem["devcloud"]), "-", ""])
+    ref_both = {k: mem_ref["master"][k] + mem_ref["worker"][k] for k in ("rss", "pss", "uss")}
+    rows.append(["reference app, idle", "gunicorn master", *fmt_mem(mem_ref["master"]), "", ""])
+    rows.append(["", "gunicorn worker", *fmt_mem(mem_ref["worker"]), "", ""])
+    rows.append(["", "both", *fmt_mem(ref_both), "floor", ""])
     print(table(rows, ["when", "process", "RSS", "PSS", "USS", "goal (RSS)", ""]))
     print(f"\nidle worker CPU (its catalog refresh every 10 s): {cpu_idle * 100:.1f}% of a core with 1 volume, "
           f"{cpu_big * 100:.1f}% with {total}")
