@@ -1,4 +1,4 @@
-"""``/devcloud/...``: health, test knobs and extra servers for out-of-process tests.
+"""``/devcloud/...``: health, test knobs, request counts and extra servers for out-of-process tests.
 
 Not part of any OpenStack API. There is no authentication: devcloud listens on
 loopback by default and these knobs only make it fail or slow down on purpose.
@@ -42,6 +42,13 @@ class Control:
                 except (ValueError, TypeError) as exc:
                     return _error(400, str(exc))
                 return Response(200, {"latency": self._cloud.latency.to_dict()})
+        if parts == ["requests"]:
+            # Requests served so far per "METHOD /path" (not counting /devcloud's own).
+            if req.method == "GET":
+                return Response(200, {"requests": self._cloud.requests.snapshot()})
+            if req.method == "DELETE":
+                self._cloud.requests.clear()
+                return Response(204)
         if parts == ["hypervisor"]:
             return self._hypervisor(req)
         if parts == ["servers"]:

@@ -43,7 +43,7 @@ from storage_core.devcloud.nova import Compute
 from storage_core.devcloud.shares import ShareBackends, ShareService
 from storage_core.devcloud.store import Store
 from storage_core.devcloud.tasks import Scheduler
-from storage_core.devcloud.web import Request, ResetConnection, Response, cinder_error
+from storage_core.devcloud.web import Request, RequestCounter, ResetConnection, Response, cinder_error
 
 LOG = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ class DevCloud:
         self.latency = LatencyProfile.coerce(latency)
         self.faults = faults if faults is not None else FaultInjector()
         self.region_name = REGION_NAME
+        # Every request but /devcloud's own, per "METHOD /path" (GET /devcloud/requests).
+        self.requests = RequestCounter()
         self._executor = executor
         self._server = None
         self._thread = None
@@ -322,6 +324,8 @@ class DevCloud:
     # -- requests ------------------------------------------------------------
 
     def dispatch(self, req: Request) -> Response:
+        if not (req.path == "/devcloud" or req.path.startswith("/devcloud/")):
+            self.requests.add(req.method, req.path)
         for prefix, handle in self._apps:
             if req.path == prefix or req.path.startswith(prefix + "/"):
                 return handle(req, req.path[len(prefix):])

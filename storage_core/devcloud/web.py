@@ -6,7 +6,9 @@ modules know nothing about sockets and can be called directly in unit tests.
 """
 
 import json
+import threading
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
@@ -65,6 +67,30 @@ class Response:
             return self.body.encode("utf-8"), headers
         headers.setdefault("Content-Type", "application/json")
         return json.dumps(self.body).encode("utf-8"), headers
+
+
+class RequestCounter:
+    """How many requests devcloud was sent, per ``"METHOD /path"`` (thread-safe).
+
+    Only counts: tests read it (``GET /devcloud/requests``) to prove a client
+    reuses its token and catalog instead of fetching them per call.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts = Counter()
+
+    def add(self, method: str, path: str) -> None:
+        with self._lock:
+            self._counts[f"{method} {path}"] += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return dict(self._counts)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._counts.clear()
 
 
 class Route:
