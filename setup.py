@@ -21,7 +21,7 @@ setup(
         "PyYAML>=6.0",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "cryptography>=41"],
         # The plot of benchmarks/seed_steps.py.
         "bench": ["matplotlib>=3.7"],
     },

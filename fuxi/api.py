@@ -25,11 +25,19 @@ def _body() -> dict:
         return {}
     try:
         body = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadRequest(f"the request body is not JSON ({exc}); send a JSON object") from exc
+    except RecursionError:
+        raise BadRequest("the request body nests JSON too deeply to read; send a flat JSON object") from None
+    except ValueError as exc:
+        # Not JSON, not UTF-8 (JSONDecodeError, UnicodeDecodeError), or a number
+        # too long to convert (int's digit limit): the caller's mistake, not ours.
+        raise BadRequest(f"the request body is not JSON ({_shorten(str(exc))}); send a JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest(f"the request body must be a JSON object, not {type(body).__name__}")
     return body
+
+
+def _shorten(text, limit=200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _name(body) -> str:

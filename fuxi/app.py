@@ -14,6 +14,9 @@ LOG = logging.getLogger(__name__)
 
 def create_app(service) -> Flask:
     app = Flask("fuxi")
+    # Plugin calls are POSTs only: no automatic OPTIONS answer (an empty 200 that
+    # is not the protocol's JSON); OPTIONS gets the 405 of any other method.
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = False
     app.extensions["fuxi.volume_service"] = service
     app.register_blueprint(blueprint)
     app.register_blueprint(admin.blueprint)

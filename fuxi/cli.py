@@ -59,7 +59,8 @@ def pool_status(plugin, args):
 
 
 def pool_fill(plugin, args):
-    # One volume per call, so a long fill shows its progress.
+    # One round of up to `batch` volumes (made side by side) per call, so a long
+    # fill shows its progress and still goes as fast as the pool allows.
     pools = plugin.call("/fuxi/pool/status")["Pools"]
     made = 0
     for pool in pools:
@@ -67,11 +68,16 @@ def pool_fill(plugin, args):
             continue
         room = pool["max"] - pool["ready"] - pool["filling"]
         wanted = min(room, args.count) if args.count else room
-        for i in range(wanted):
-            ids = plugin.call("/fuxi/pool/fill", {"Pool": pool["pool"], "Count": 1})["Made"]
-            made += len(ids)
+        done = 0
+        while done < wanted:
+            ids = plugin.call("/fuxi/pool/fill", {"Pool": pool["pool"],
+                                                  "Count": min(pool["batch"], wanted - done)})["Made"]
+            if not ids:
+                break  # full: another fill got there first
+            done += len(ids)
             if not args.json:
-                print(f"{pool['pool']}: {i + 1}/{wanted} {' '.join(ids) or '(full)'}", flush=True)
+                print(f"{pool['pool']}: {done}/{wanted} {' '.join(ids)}", flush=True)
+        made += done
     if args.pool and not any(p["pool"] == args.pool for p in pools):
         raise CLIError(f"no pool named {args.pool!r}; pools: {', '.join(p['pool'] for p in pools) or 'none'}")
     print(json.dumps({"made": made}) if args.json else f"made {made} volume(s)")

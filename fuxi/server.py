@@ -10,8 +10,10 @@ import grp
 import logging
 import os
 import socket
+import ssl
 import stat
 import sys
+import threading
 
 from gunicorn.app.base import BaseApplication
 
@@ -29,6 +31,8 @@ SOCKET_MODE = 0o660
 SOCKET_GROUP = "docker"
 # Above Docker's longest deadline (120 s for Create and Mount).
 REQUEST_TIMEOUT = 180
+# A TCP client gets this long to finish its TLS handshake (it holds a request thread).
+TLS_HANDSHAKE_TIMEOUT = 10
 
 
 class StartupError(Exception):
@@ -71,6 +75,57 @@ def secure_socket(path) -> None:
     os.chown(path, -1, gid)
 
 
+class TcpOnlyTLS:
+    """What gunicorn's `ssl_context` hook returns: TLS on the TCP listener only.
+
+    gunicorn wraps every accepted connection once certfile is set, the unix
+    socket's too, which dockerd speaks plain HTTP on. This wraps TCP
+    connections with the one server context (client certificate required) and
+    hands unix-socket connections back untouched. The handshake is done here,
+    bounded, and a failed one closes the connection without an answer (gunicorn
+    would write a plain-text 400 into it).
+    """
+
+    def __init__(self):
+        self._make_context = None
+        self._context = None
+        self._lock = threading.Lock()
+
+    def __call__(self, conf, default_context_factory):
+        """gunicorn's hook, called for each connection: the server context is
+        made once, from gunicorn's factory (certfile, keyfile, ca_certs, cert_reqs)."""
+        self._make_context = default_context_factory
+        return self
+
+    def _server_context(self):
+        with self._lock:
+            if self._context is None:
+                self._context = self._make_context()
+            return self._context
+
+    def wrap_socket(self, sock, server_side=True, suppress_ragged_eofs=True, do_handshake_on_connect=True):
+        if sock.family == socket.AF_UNIX:
+            return sock
+        try:
+            peer = sock.getpeername()
+        except OSError:
+            peer = "?"
+        sock.settimeout(TLS_HANDSHAKE_TIMEOUT)
+        try:
+            wrapped = self._server_context().wrap_socket(
+                sock, server_side=True, suppress_ragged_eofs=suppress_ragged_eofs,
+                do_handshake_on_connect=False,
+            )
+            wrapped.do_handshake()
+        except (ssl.SSLError, OSError) as exc:
+            LOG.warning("TCP client %s refused at the TLS handshake: %s", peer, exc)
+            sock.close()
+            # EOF: gunicorn closes the connection quietly instead of answering.
+            raise ssl.SSLError(ssl.SSL_ERROR_EOF, f"TLS handshake failed: {exc}") from None
+        wrapped.setblocking(True)
+        return wrapped
+
+
 class PluginServer(BaseApplication):
     def __init__(self, settings, config):
         self._settings = settings
@@ -80,6 +135,19 @@ class PluginServer(BaseApplication):
     def load_config(self):
         s = self._settings
         self.cfg.set("bind", [f"unix:{s.socket}"])
+        tcp = s.tcp_listener()
+        if tcp is not None:
+            # Only ever with TLS and a client certificate signed by the configured CA.
+            self.cfg.set("bind", [f"unix:{s.socket}", tcp.bind])
+            self.cfg.set("certfile", tcp.cert_file)
+            self.cfg.set("keyfile", tcp.key_file)
+            self.cfg.set("ca_certs", tcp.client_ca_file)
+            self.cfg.set("cert_reqs", ssl.CERT_REQUIRED)
+            # TcpOnlyTLS.wrap_socket does the handshake; gunicorn must not ask the
+            # unix socket's plain connections for one.
+            self.cfg.set("do_handshake_on_connect", True)
+            # Used in the worker only (the master never wraps a connection).
+            self.cfg.set("ssl_context", TcpOnlyTLS())
         self.cfg.set("workers", 1)
         self.cfg.set("worker_class", "gthread")
         self.cfg.set("threads", s.threads)
@@ -96,6 +164,14 @@ class PluginServer(BaseApplication):
         from storage_core.factory import build_volume_service
 
         service = build_volume_service(self._config)
+        # Before the first request: mend what a crash or a reboot left, then learn
+        # the cloud's volumes, so Get and List are right from the first call.
+        try:
+            service.reconcile()
+            service.refresh_catalog()
+        except StorageError as exc:
+            LOG.error("start-up reconciliation stopped: %s; the next mount or remove of each "
+                      "volume finishes it", exc)
         service.start_refreshing(self._config.refresh_interval)
         if service.pools is not None:
             service.pools.start()
@@ -148,6 +224,11 @@ def _configure_logging(level):
         format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # At DEBUG keystoneauth logs response bodies whole (a cephx access_key among
+    # them): mask every secret-named field, whoever logs it.
+    from fuxi import log_redaction
+
+    log_redaction.install()
 
 
 def main(argv=None) -> int:

@@ -8,6 +8,7 @@ import argparse
 import configparser
 import os
 import shlex
+import ssl
 from dataclasses import dataclass, field
 
 from storage_core.config import SUPPORTED_FSTYPES, CloudConfig, ShareConfig, StorageConfig, VolumeLimits
@@ -70,14 +71,46 @@ OPTIONS = (
            "shares (default: the host name)"),
     Option("refresh_interval", float, 10.0, "seconds between refreshes of the volume catalog Get, Path "
            "and List answer from (changes made through this host show at once)"),
+    Option("stale_mount_grace", float, 60.0, "seconds after which a counted mount whose volume no "
+           "container's mount namespace holds is dropped as stale (its container died unseen)"),
     Option("threads", int, 16, "request threads in the one gunicorn worker"),
+    Option("tcp_listen", str, "", "HOST:PORT of a TCP listener beside the unix socket (default: none); "
+           "it needs tls_cert_file, tls_key_file and tls_client_ca_file, and serves only clients "
+           "whose certificate that CA signed"),
+    Option("tls_cert_file", str, "", "PEM certificate (chain) the TCP listener presents"),
+    Option("tls_key_file", str, "", "PEM private key of tls_cert_file"),
+    Option("tls_client_ca_file", str, "", "PEM CA certificate(s) a TCP client's certificate must be "
+           "signed by; clients without one are refused at the TLS handshake"),
     Option("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Option("cloud_timeout", float, 10.0, "seconds a cloud request may take to connect and between "
+           "bytes of the answer (a POST, tried once, gets (1 + cloud_retries) times this)"),
+    Option("cloud_retries", int, 2, "retries of an idempotent cloud request after a connection "
+           "failure, a timeout or HTTP 500/502/503/504 (a POST only when it was never sent, or on 503)"),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 
 
 class SettingsError(Exception):
     pass
+
+
+# The TLS files a TCP listener cannot do without.
+TLS_OPTIONS = ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
+
+
+@dataclass(frozen=True)
+class TcpListener:
+    """The TCP listener's address and TLS files, checked (see Settings.tcp_listener)."""
+    host: str
+    port: int
+    cert_file: str
+    key_file: str
+    client_ca_file: str
+
+    @property
+    def bind(self) -> str:
+        """The address as gunicorn's `bind` takes it."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -98,6 +131,30 @@ class Settings:
         except ValueError as exc:
             raise SettingsError(f"devcloud_args = {self.devcloud_args!r}: {exc}") from None
 
+    def tcp_listener(self) -> "TcpListener | None":
+        """The TCP listener, or None when tcp_listen is empty (the default: the unix
+        socket only). A TCP listener always needs TLS with client certificates: a
+        tcp_listen without all three TLS files, or with files that do not load,
+        is a start-up error naming them."""
+        where = self.tcp_listen.strip()
+        if not where:
+            return None
+        host, port = _host_port(where)
+        missing = [name for name in TLS_OPTIONS if not self.values[name].strip()]
+        if missing:
+            raise SettingsError(
+                f"tcp_listen = {where} needs TLS with client certificates, but {', '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not set; set all of {', '.join(TLS_OPTIONS)} "
+                "or leave tcp_listen empty (the unix socket only)"
+            )
+        files = {name: self.values[name].strip() for name in TLS_OPTIONS}
+        for name, path in files.items():
+            if not os.path.isfile(path):
+                raise SettingsError(f"{name} = {path}: no such file (needed by tcp_listen = {where})")
+        _check_tls_files(**files)
+        return TcpListener(host, port, files["tls_cert_file"], files["tls_key_file"],
+                           files["tls_client_ca_file"])
+
     def storage_config(self, cloud: CloudConfig | None = None, host_defaults=None) -> StorageConfig:
         """The storage_core config. host_defaults fill host options left unset
         (devcloud passes its config drive, metadata URL and disk root)."""
@@ -117,6 +174,9 @@ class Settings:
         return StorageConfig(
             pools=self.pools,
             refresh_interval=self.refresh_interval,
+            stale_mount_grace=self.stale_mount_grace,
+            cloud_timeout=self.cloud_timeout,
+            cloud_retries=self.cloud_retries,
             backends=_words(self.backends, "backends"),
             default_backend=self.default_backend.strip().lower(),
             shares=self._share_config(),
@@ -167,6 +227,45 @@ class Settings:
                 value = host_defaults[name]
             chosen[name] = value or None
         return {k: v for k, v in chosen.items() if v is not None}
+
+
+def _host_port(where) -> tuple[str, int]:
+    """("HOST", PORT) of tcp_listen's HOST:PORT ([V6ADDR]:PORT for IPv6)."""
+    usage = f"tcp_listen = {where!r} is not HOST:PORT (e.g. 127.0.0.1:2376 or [::1]:2376)"
+    host, sep, port_text = where.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise SettingsError(usage + "; put an IPv6 address in brackets")
+    if not sep or not host or not port_text.isdigit():
+        raise SettingsError(usage)
+    port = int(port_text)
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"tcp_listen = {where!r}: port {port} is not between 1 and 65535")
+    return host, port
+
+
+def _check_tls_files(tls_cert_file, tls_key_file, tls_client_ca_file) -> None:
+    """Load the files as the listener will, so a bad one stops the start, not the first client."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile=tls_cert_file, keyfile=tls_key_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise SettingsError(
+            f"tls_cert_file = {tls_cert_file} with tls_key_file = {tls_key_file} do not load as a "
+            f"PEM certificate and its private key: {exc}"
+        ) from None
+    try:
+        context.load_verify_locations(cafile=tls_client_ca_file)
+    except (ssl.SSLError, OSError) as exc:
+        raise SettingsError(
+            f"tls_client_ca_file = {tls_client_ca_file} does not load as PEM CA certificates: {exc}"
+        ) from None
+    if not context.cert_store_stats()["x509"]:
+        raise SettingsError(
+            f"tls_client_ca_file = {tls_client_ca_file} holds no certificate; TCP clients' "
+            "certificates could never be verified"
+        )
 
 
 def _words(text, option) -> tuple[str, ...]:
@@ -225,7 +324,9 @@ def load(argv=None) -> Settings:
         flagged = getattr(args, option.name, None) if option.flag else None
         if flagged is not None:
             values[option.name] = _convert(option, flagged, "command line")
-    return Settings(values, pools)
+    settings = Settings(values, pools)
+    settings.tcp_listener()  # a TCP listener without TLS never starts
+    return settings
 
 
 def _parse_config_file(path) -> configparser.ConfigParser:

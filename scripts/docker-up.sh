@@ -5,6 +5,9 @@
 #   - containerd, then dockerd (Debian docker.io, 20.10), each started with setsid
 #     and left running; logs in $FUXI_DOCKER_LOG_DIR (default /var/log, else /tmp)
 #   - nothing is started if `docker info` already answers
+#   - dockerd runs with live-restore: containers keep running while dockerd
+#     restarts (tests/e2e/test_docker_restart.py restarts it under running
+#     containers); left to /etc/docker/daemon.json when that file sets it
 #
 # Environment:
 #   FUXI_DOCKER           docker client (default /usr/bin/docker: the client that
@@ -18,6 +21,7 @@ WAIT="${FUXI_DOCKER_WAIT:-60}"
 IMAGE="${FUXI_IMAGE:-fuxi-busybox:latest}"
 CONTAINERD_SOCK=/run/containerd/containerd.sock
 BUSYBOX="${FUXI_BUSYBOX:-/bin/busybox}"
+DAEMON_JSON=/etc/docker/daemon.json
 
 log() { printf 'docker-up.sh: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -39,6 +43,11 @@ if command -v flock >/dev/null 2>&1; then
 fi
 
 docker_answers() { "$DOCKER" info >/dev/null 2>&1; }
+
+# A daemon of this name runs. Not pgrep: it counts a zombie, and a dockerd
+# stopped a moment ago (a restart) may not have been reaped yet.
+# shellcheck disable=SC2009
+running() { ps -C "$1" -o stat= 2>/dev/null | grep -qv '^Z'; }
 
 # wait_for SECONDS DESCRIPTION COMMAND... : poll COMMAND, fast at first.
 wait_for() {
@@ -63,7 +72,7 @@ start_daemons() {
     local t0
     t0=$(now)
     if ! containerd_answers; then
-        if pgrep -x containerd >/dev/null; then
+        if running containerd; then
             log "containerd is running but not answering yet; waiting"
         else
             command -v containerd >/dev/null || die "containerd not found: run scripts/install.sh"
@@ -75,12 +84,17 @@ start_daemons() {
             die "containerd did not answer within ${WAIT} s"
         }
     fi
-    if pgrep -x dockerd >/dev/null; then
+    if running dockerd; then
         log "dockerd is running but not answering yet; waiting"
     else
         command -v dockerd >/dev/null || die "dockerd not found: run scripts/install.sh"
-        log "starting dockerd (log: $LOG_DIR/fuxi-dockerd.log)"
-        setsid dockerd --containerd="$CONTAINERD_SOCK" --storage-driver=overlay2 \
+        local flags=(--containerd="$CONTAINERD_SOCK" --storage-driver=overlay2)
+        # dockerd refuses a directive given both as a flag and in daemon.json.
+        if ! grep -qs '"live-restore"' "$DAEMON_JSON"; then
+            flags+=(--live-restore)
+        fi
+        log "starting dockerd ${flags[*]} (log: $LOG_DIR/fuxi-dockerd.log)"
+        setsid dockerd "${flags[@]}" \
             >>"$LOG_DIR/fuxi-dockerd.log" 2>&1 </dev/null 9>&- &
     fi
     wait_for "$WAIT" dockerd docker_answers || {

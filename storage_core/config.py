@@ -119,8 +119,29 @@ class StorageConfig:
     # How often the local catalog (what Get, Path and List answer from) is
     # refreshed from the cloud; changes made through this host show at once.
     refresh_interval: float = 10.0
+    # A counted mount older than this that no other mount namespace holds is
+    # dropped as stale (storage_core.mount_users).
+    stale_mount_grace: float = 60.0
+    # Each cloud request: seconds to connect and between bytes of the answer,
+    # and how often an idempotent one is tried again after a connection
+    # failure, a timeout or a 5xx (see storage_core.factory.connect).
+    cloud_timeout: float = 10.0
+    cloud_retries: int = 2
 
     def __post_init__(self):
+        if not 0 < self.cloud_timeout <= 60:
+            raise ConfigError(
+                f"cloud_timeout = {self.cloud_timeout:g}: use a number of seconds above 0 and at "
+                "most 60 (Docker gives most calls 60 s in all)"
+            )
+        if not 0 <= self.cloud_retries <= 5:
+            raise ConfigError(f"cloud_retries = {self.cloud_retries}: use a whole number from 0 to 5")
+        if self.cloud_timeout * (1 + self.cloud_retries) > 60:
+            raise ConfigError(
+                f"cloud_timeout ({self.cloud_timeout:g} s) times the tries of one request "
+                f"(1 + cloud_retries = {1 + self.cloud_retries}) is above 60 s: one slow cloud "
+                "request could then outlast the 60 s Docker gives a Remove or an Unmount; lower either"
+            )
         unknown = [b for b in self.backends if b not in BACKENDS]
         if unknown or not self.backends:
             raise ConfigError(

@@ -33,6 +33,8 @@ class CommandResult:
 class Executor:
     def run(self, argv, ok_exit_codes=(0,), timeout=DEFAULT_TIMEOUT) -> CommandResult:
         """Run argv; an exit code outside ok_exit_codes raises CommandError."""
+        if isinstance(argv, (str, bytes)):
+            raise TypeError(f"commands are argv lists, never strings: {argv!r}")
         argv = [str(a) for a in argv]
         LOG.debug("running %s", argv)
         try:

@@ -86,6 +86,10 @@ class FakeCinder:
             raise Conflict(f"{len(found)} volumes named {name!r}")
         return found[0] if found else None
 
+    def named(self, name):
+        self.calls.append(("named", name))
+        return [v for v in self.volumes.values() if v.name == name]
+
     def get(self, volume_id):
         self.calls.append(("get", volume_id))
         try:
@@ -113,6 +117,22 @@ class FakeCinder:
     def rename(self, volume_id, name):
         self.calls.append(("rename", volume_id, name))
         self.volumes[volume_id] = _replace(self.get(volume_id), name=name)
+
+    def rename_and_replace_metadata(self, volume_id, name, metadata):
+        """One call, as Cinder's volume update: new name, and `metadata` replaces it all."""
+        self.calls.append(("rename_and_replace_metadata", volume_id, name))
+        self.volumes[volume_id] = _replace(self.get(volume_id), name=name, metadata=dict(metadata))
+        return self.volumes[volume_id]
+
+    def wait_for_status(self, volume_id, wanted, timeout, check_first=True):
+        """Cinder's work is done at once here: a volume still creating is made when waited for."""
+        self.calls.append(("wait_for_status", volume_id, wanted))
+        vol = self.get(volume_id)
+        if vol.status == "creating":
+            vol = self.volumes[volume_id] = _replace(vol, status="available")
+        if vol.status != wanted:
+            raise CloudError(f"volume {volume_id} went to status {vol.status!r} instead of {wanted!r}")
+        return vol
 
     def update_metadata(self, volume_id, set_items, delete_keys):
         self.calls.append(("update_metadata", volume_id))
@@ -157,7 +177,8 @@ class FakeCinder:
         self.attachments[attachment_id] = volume_id
         self.volumes[volume_id] = _replace(
             vol, status="reserved",
-            attachments=(CloudAttachment(attachment_id, connector.get("host")),),
+            attachments=(CloudAttachment(attachment_id, connector.get("host"), instance_uuid,
+                                         connector.get("mountpoint")),),
         )
         return attachment_id, info
 
@@ -185,9 +206,11 @@ class FakeAttacher:
     def __init__(self, backend):
         self._backend = backend
         self.fail_connect = False
+        self.made = {}  # attachment id -> volume id, of every attachment this host made
 
     def attach(self, volume, journal):
         attachment_id, info = self._backend.create_attachment(volume.id, {"host": "fakehost"})
+        self.made[attachment_id] = volume.id
         pending = HostAttachment(volume.id, attachment_id, info)
         journal(pending)
         if self.fail_connect:
@@ -198,6 +221,13 @@ class FakeAttacher:
 
     def detach(self, attachment):
         self._backend.delete_attachment(attachment.attachment_id)
+
+    def host_attachments(self, volume_id=None):
+        return [(vid, aid) for aid, vid in self.made.items()
+                if aid in self._backend.attachments and volume_id in (None, vid)]
+
+    def release_leftover(self, volume_id, attachment_id):
+        self._backend.delete_attachment(attachment_id)
 
 
 class FakeFilesystems:

@@ -37,6 +37,21 @@ class CloudAttachment:
     attachment_id: str
     host_name: str | None = None
     server_id: str | None = None
+    # Cinder's "device": the attachment's mountpoint, shown to every user of the
+    # project (host_name only to admins); fuxi's bare-metal attachments put
+    # HOLDER_PREFIX + the host's name there (see holder_of).
+    device: str | None = None
+
+
+#: How a bare-metal attachment names the host holding it, in the connector's
+#: "mountpoint" (Cinder shows it as the attachment's "device").
+HOLDER_PREFIX = "fuxi-host:"
+
+
+def holder_of(attachment: CloudAttachment) -> str | None:
+    """The fuxi host named by a bare-metal attachment's device, or None."""
+    device = attachment.device or ""
+    return device[len(HOLDER_PREFIX):] or None if device.startswith(HOLDER_PREFIX) else None
 
 
 @dataclass(frozen=True)

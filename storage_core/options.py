@@ -16,6 +16,7 @@ SHARE_OPTIONS = ("size", "proto", "share_type", "share_network", "availability_z
 # With share_id the share exists already: its size, protocol and placement are its own.
 _ADOPT_OPTIONS = ("share_id",)
 _MAX_TEXT_OPTION = 255
+_MAX_SIZE_DIGITS = 9
 
 
 def split_backend(name, options, default_backend, enabled_backends) -> tuple[str, dict]:
@@ -29,12 +30,12 @@ def split_backend(name, options, default_backend, enabled_backends) -> tuple[str
         )
     for key, value in options.items():
         if not isinstance(value, str):
-            raise InvalidInput(f"option {key!r} must be a string, not {type(value).__name__}")
+            raise InvalidInput(f"option {_shorten(key)!r} must be a string, not {type(value).__name__}")
     rest = dict(options)
     backend = rest.pop(BACKEND_OPTION, default_backend).strip().lower()
     if backend not in enabled_backends:
         raise InvalidInput(
-            f"option backend={options.get(BACKEND_OPTION)!r} is not available; allowed: "
+            f"option backend={_shorten(options.get(BACKEND_OPTION))!r} is not available; allowed: "
             f"{', '.join(enabled_backends)}"
         )
     return backend, rest
@@ -75,7 +76,7 @@ def parse_share_options(name, options, limits: VolumeLimits, shares: ShareConfig
 
 
 def _refuse_unknown(options, known, what):
-    unknown = sorted(str(k) for k in options if k not in known)
+    unknown = sorted(_shorten(str(k)) for k in options if k not in known)
     if unknown:
         raise InvalidInput(
             f"unknown option{'s' if len(unknown) > 1 else ''} "
@@ -90,10 +91,13 @@ def _parse_size(raw, limits: VolumeLimits) -> int:
         return limits.default_size_gb
     text = raw.strip()
     if not text.isdigit() or not text.isascii():
-        raise InvalidInput(f"option size={raw!r} is not a size; allowed: {allowed}")
+        raise InvalidInput(f"option size={_shorten(raw)!r} is not a size; allowed: {allowed}")
+    # int() of thousands of digits raises ValueError; such a number is out of range anyway.
+    if len(text.lstrip("0")) > _MAX_SIZE_DIGITS:
+        raise InvalidInput(f"option size={_shorten(raw)!r} is out of range; allowed: {allowed}")
     size = int(text)
     if not MIN_SIZE_GB <= size <= limits.max_size_gb:
-        raise InvalidInput(f"option size={raw!r} is out of range; allowed: {allowed}")
+        raise InvalidInput(f"option size={_shorten(raw)!r} is out of range; allowed: {allowed}")
     return size
 
 
@@ -102,7 +106,7 @@ def _parse_fstype(raw, limits: VolumeLimits) -> str:
         return limits.default_fstype
     if raw not in limits.allowed_fstypes:
         raise InvalidInput(
-            f"option fstype={raw!r} is not supported; allowed: {', '.join(limits.allowed_fstypes)}"
+            f"option fstype={_shorten(raw)!r} is not supported; allowed: {', '.join(limits.allowed_fstypes)}"
         )
     return raw
 
@@ -113,7 +117,7 @@ def _parse_proto(raw, default) -> str:
     proto = raw.strip().upper()
     if proto not in SHARE_PROTOCOLS:
         raise InvalidInput(
-            f"option proto={raw!r} is not supported; allowed: "
+            f"option proto={_shorten(raw)!r} is not supported; allowed: "
             f"{', '.join(p.lower() for p in SHARE_PROTOCOLS)}"
         )
     return proto
@@ -124,7 +128,14 @@ def _parse_text(key, raw):
         return None
     if not raw or len(raw) > _MAX_TEXT_OPTION or not raw.isprintable():
         raise InvalidInput(
-            f"option {key}={raw[:40]!r} is not allowed; allowed: 1 to {_MAX_TEXT_OPTION} "
+            f"option {key}={_shorten(raw)!r} is not allowed; allowed: 1 to {_MAX_TEXT_OPTION} "
             "printable characters"
         )
     return raw
+
+
+def _shorten(text, limit=40):
+    """What a refusal quotes of a caller's value: enough to recognise it, never megabytes."""
+    if isinstance(text, str) and len(text) > limit:
+        return text[:limit] + "..."
+    return text

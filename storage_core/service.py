@@ -11,17 +11,24 @@ mount and taken off at its last unmount; what is not ours is never touched.
 import logging
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from oslo_concurrency import lockutils
 
+from storage_core.crashpoints import crash_point
 from storage_core.errors import Conflict, InvalidInput, NotFound, NotOwned, StorageError
 from storage_core.models import OWNER_KEY, OWNER_VALUE, VolumeInfo
 from storage_core.names import validate_volume_name
 from storage_core.options import split_backend
+from storage_core.reconcile import HostReconciler
 from storage_core.state import HostVolume, Phase
 
 LOG = logging.getLogger(__name__)
+
+# A counted mount is judged stale only this long after it was counted: the
+# caller's bind mount (a container starting) follows the Mount's answer.
+STALE_MOUNT_GRACE = 60.0
 
 
 def _not_owned(kind, vol, doing: str) -> NotOwned:
@@ -33,11 +40,17 @@ def _not_owned(kind, vol, doing: str) -> NotOwned:
 
 
 class VolumeService:
-    def __init__(self, kinds, filesystems, state, mount_root, lock_dir, default_backend=None, pools=None):
+    def __init__(self, kinds, filesystems, state, mount_root, lock_dir, default_backend=None, pools=None,
+                 mount_users=None, stale_mount_grace=STALE_MOUNT_GRACE):
         """`kinds`: the enabled volume kinds (storage_core.kinds); `default_backend`
         the one a create without `backend` uses (default: the first); `pools`: the
-        warm pool's keeper (storage_core.pool.keeper), if any pool is configured."""
+        warm pool's keeper (storage_core.pool.keeper), if any pool is configured;
+        `mount_users` (storage_core.mount_users.MountUsers) tells whether any mount
+        namespace still holds a volume: counts older than `stale_mount_grace` s
+        that none holds are dropped (None: counts are only ever uncounted)."""
         self.pools = pools
+        self._mount_users = mount_users
+        self._stale_mount_grace = stale_mount_grace
         self._kinds = {kind.name: kind for kind in kinds}
         self._default = default_backend or next(iter(self._kinds))
         self._fs = filesystems
@@ -163,6 +176,8 @@ class VolumeService:
             existing_kind, existing = self._locate(name)
             if existing is None:
                 vol = kind.create(spec, self.mountpoint_for(name), self._state.save_host_volume)
+                crash_point("create.sent")
+                vol = self._settle_namesakes(kind, vol, spec)
             elif not existing.owned:
                 raise _not_owned(existing_kind, existing, "reuse")
             elif existing_kind is not kind:
@@ -175,10 +190,37 @@ class VolumeService:
             self._remember(kind.name, vol)
             return vol
 
+    def _settle_namesakes(self, kind, vol, spec):
+        """Hosts share no lock, so two may create `name` at once. Each creator
+        lists the name again after its create: of the volumes called `name`
+        the oldest (created_at, then id) stays; the host that made any other
+        removes its own and answers with the oldest. A creator that sees no
+        other keeps its own: a volume its listing missed was created after it,
+        so that volume's maker sees both and gives way. (Where Cinder stores
+        created_at to the second, a tie goes to the lower id; if the creator
+        holding the higher one listed before the other's create, both stay,
+        and `find` then refuses the name, naming both volumes.)"""
+        namesakes = getattr(kind, "namesakes", None)
+        others = namesakes(vol) if namesakes is not None else []
+        if not others:
+            return vol
+        oldest = min([vol, *others], key=_age)
+        if oldest.id == vol.id:
+            LOG.warning("%s %s: another host made %s at the same time; ours (%s) is older and stays",
+                        kind.noun, spec.name, ", ".join(o.id for o in others), vol.id)
+            return vol
+        LOG.warning("%s %s: another host made %s (%s) first; removing ours (%s)",
+                    kind.noun, spec.name, kind.noun, oldest.id, vol.id)
+        hv = self._state.host_volume(spec.name)
+        if hv is not None and hv.volume_id == vol.id:
+            self._teardown(hv)  # a tier 3/4 pool volume comes mounted here
+        kind.delete(vol)
+        return kind.same_or_conflict(oldest, spec)
+
     def remove(self, name) -> None:
         validate_volume_name(name)
         with self._lock(name):
-            mounts = self._state.mount_count(name)
+            mounts = self._drop_stale_mounts(name)
             if mounts:
                 raise Conflict(
                     f"volume {name!r} is still mounted {mounts} time(s) on this host; "
@@ -195,6 +237,7 @@ class VolumeService:
                 vol = kind.get(vol.id)  # what this host held of it just went
             kind.prepare_delete(vol)
             kind.delete(vol)
+            crash_point("remove.deleted")
             self._forget(name)
             LOG.info("removed %s %s (%s)", kind.noun, name, vol.id)
 
@@ -213,6 +256,7 @@ class VolumeService:
                     self._teardown(hv)
                 hv = self._put_on_host(name)
             total = self._state.add_mount(name, caller_id)
+            crash_point("mount.counted")
             LOG.info("volume %s mounted for %s (%d live mounts)", name, caller_id, total)
             return hv.mountpoint
 
@@ -271,6 +315,7 @@ class VolumeService:
                     LOG.exception("volume %s: could not undo a failed mount; will retry", name)
             raise
         self._state.save_host_volume(hv)
+        crash_point("mount.state_written")
         return hv
 
     def unmount(self, name, caller_id) -> None:
@@ -283,9 +328,33 @@ class VolumeService:
                 LOG.warning("volume %s: unmount by %s, which holds no mount; ignored", name, caller_id)
                 return
             if remaining:
+                remaining = self._drop_stale_mounts(name)
+            if remaining:
                 LOG.info("volume %s unmounted for %s (%d still live)", name, caller_id, remaining)
                 return
+            crash_point("unmount.uncounted")
             self._release_host(name)
+
+    def _drop_stale_mounts(self, name) -> int:
+        """Drop counted mounts whose callers are gone; return the volume's count.
+
+        A caller may vanish without uncounting (a container that died while its
+        engine was down is never unmounted). When no other mount namespace holds
+        the volume's file system, no container uses it: counts older than the
+        grace are dropped, each logged. Call with the volume's lock held.
+        """
+        counted = self._state.mount_count(name)
+        hv = self._state.host_volume(name)
+        if not counted or self._mount_users is None or hv is None or hv.phase != Phase.MOUNTED:
+            return counted
+        cutoff = time.time() - self._stale_mount_grace
+        stale = [c for c, since in self._state.mount_callers_since(name).items() if since <= cutoff]
+        if not stale or self._mount_users.held_elsewhere(hv.mountpoint):
+            return counted
+        LOG.warning("volume %s: no mount namespace but this host's holds it; dropping the counted "
+                    "mounts of %s, whose callers are gone", name, ", ".join(sorted(stale)))
+        self._state.forget_mounts(name, stale)
+        return self._state.mount_count(name)
 
     def _release_host(self, name) -> bool:
         hv = self._state.host_volume(name)
@@ -304,6 +373,15 @@ class VolumeService:
             except OSError:
                 pass
         LOG.info("volume %s released from this host", hv.name)
+
+    # -- after a crash or a reboot ----------------------------------------
+
+    def reconcile(self) -> list[str]:
+        """Make this host's journal, its mounts and the cloud agree again; run
+        before the first request. Returns the repairs made (each is logged)."""
+        pool_volume_ids = self.pools.volume_ids() if self.pools is not None else ()
+        return HostReconciler(self._state, self._kinds, self._fs, self._lock, self._teardown,
+                              pool_volume_ids, self._drop_stale_mounts).run()
 
     # -- queries --------------------------------------------------------
 
@@ -352,6 +430,11 @@ class VolumeService:
                 "mounts": mounts,
             },
         )
+
+
+def _age(vol):
+    """Order of creation: created_at (unknown counts as newest), then id."""
+    return (vol.created_at is None, vol.created_at or 0, vol.id)
 
 
 def _caller(caller_id) -> str:

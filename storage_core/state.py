@@ -9,6 +9,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,6 +20,8 @@ from storage_core.models import CloudShare, CloudVolume, HostAttachment
 _ADDED_COLUMNS = {
     "host_volumes": {"backend": "TEXT NOT NULL DEFAULT 'cinder'"},
     "known_volumes": {"backend": "TEXT NOT NULL DEFAULT 'cinder'", "proto": "TEXT", "status": "TEXT"},
+    # When a caller's first live mount was counted (0: before this column existed).
+    "mounts": {"since": "REAL NOT NULL DEFAULT 0"},
 }
 
 _SCHEMA = """
@@ -44,10 +47,15 @@ CREATE TABLE IF NOT EXISTS known_volumes (
     proto TEXT,
     status TEXT
 );
+CREATE TABLE IF NOT EXISTS host_facts (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS mounts (
     name TEXT NOT NULL,
     caller_id TEXT NOT NULL,
     count INTEGER NOT NULL CHECK (count > 0),
+    since REAL NOT NULL DEFAULT 0,
     PRIMARY KEY (name, caller_id)
 );
 """
@@ -152,6 +160,17 @@ class StateStore:
         with self._lock:
             self._db.execute("DELETE FROM host_volumes WHERE name = ?", (name,))
 
+    # -- facts about this host ------------------------------------------
+
+    def host_fact(self, key) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM host_facts WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_host_fact(self, key, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO host_facts (key, value) VALUES (?, ?)", (key, value))
+
     # -- volumes seen in the cloud --------------------------------------
 
     def remember_volume(self, backend, vol: CloudVolume | CloudShare) -> None:
@@ -207,9 +226,9 @@ class StateStore:
         """Count one more mount of `name` by `caller_id`; return the volume's total."""
         with self._lock:
             self._db.execute(
-                "INSERT INTO mounts (name, caller_id, count) VALUES (?, ?, 1)"
+                "INSERT INTO mounts (name, caller_id, count, since) VALUES (?, ?, 1, ?)"
                 " ON CONFLICT (name, caller_id) DO UPDATE SET count = count + 1",
-                (name, caller_id),
+                (name, caller_id, time.time()),
             )
             return self._total(name)
 
@@ -235,6 +254,20 @@ class StateStore:
                     "DELETE FROM mounts WHERE name = ? AND caller_id = ?", (name, caller_id)
                 )
             return self._total(name)
+
+    def forget_mounts(self, name, callers=None) -> None:
+        """Drop the counts of `name` (of `callers`, or all): the mounts they counted are known gone."""
+        with self._lock:
+            if callers is None:
+                self._db.execute("DELETE FROM mounts WHERE name = ?", (name,))
+            else:
+                self._db.executemany("DELETE FROM mounts WHERE name = ? AND caller_id = ?",
+                                     [(name, caller) for caller in callers])
+
+    def mount_callers_since(self, name) -> dict[str, float]:
+        """{caller id: when its first live mount of `name` was counted (epoch seconds)}."""
+        with self._lock:
+            return dict(self._db.execute("SELECT caller_id, since FROM mounts WHERE name = ?", (name,)))
 
     def mount_count(self, name) -> int:
         with self._lock:

@@ -10,6 +10,7 @@ raised: a failed attach leaves nothing attached.
 
 import logging
 
+from storage_core.crashpoints import crash_point
 from storage_core.errors import CloudError, Conflict, NotFound, StorageError
 from storage_core.models import CloudVolume, HostAttachment
 from storage_core.waits import Clock, wait_until
@@ -62,6 +63,7 @@ class NovaAttacher:
         else:
             answer = self._nova.attach_volume(self._server_id, current.id, multiattach=current.multiattach)
             attachment_id, nova_device = answer.attachment_id, answer.device
+            crash_point("attach.cloud_attached")
         pending = HostAttachment(
             current.id,
             # Nova before 2.89 names no attachment; the volume id is its key there.
@@ -70,6 +72,7 @@ class NovaAttacher:
         )
         try:
             journal(pending)
+            crash_point("attach.journaled")
             self._wait_in_use(current)
             device = self._devices.find(current.id, reported_device=nova_device)
         except Exception:
@@ -83,7 +86,17 @@ class NovaAttacher:
         server_id = attachment.connection_info.get("server_id") or self._server_id
         self._nova.detach_volume(server_id, attachment.volume_id)
         self._wait_detached(attachment.volume_id, server_id, self._detach_timeout)
+        crash_point("detach.deleted")
         LOG.info("volume %s detached from instance %s", attachment.volume_id, server_id)
+
+    def host_attachments(self, volume_id=None) -> list[tuple[str, str]]:
+        """(volume id, attachment id) of every Cinder attachment of this instance, of one volume or all."""
+        return [(a["volume_id"], a["id"])
+                for a in self._cinder.attachment_summaries(volume_id=volume_id, instance_id=self._server_id)]
+
+    def release_leftover(self, volume_id, attachment_id) -> None:
+        """Detach a volume Nova attached here that no journal record names."""
+        self.detach(HostAttachment(volume_id, attachment_id, {"server_id": self._server_id}))
 
     # -- waits ----------------------------------------------------------
 

@@ -88,6 +88,11 @@ class ShareMounter:
                 pass
 
     def _argv(self, proto, export_path, mountpoint, rule):
+        # The export comes from the cloud: one starting with "-" (or holding a
+        # control character) would be read as an option of mount or ceph-fuse.
+        if not export_path or export_path.startswith("-") or any(ord(c) < 32 for c in export_path):
+            raise InvalidInput(f"the cloud gave export path {export_path[:80]!r}, which fuxi will not "
+                               "pass to mount: it is empty, starts with '-' or holds control characters")
         if proto == "NFS":
             return ["mount", "-t", "nfs", "-o", ",".join(self._nfs_options), export_path, mountpoint]
         if proto == "GLUSTERFS":

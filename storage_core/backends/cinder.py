@@ -4,6 +4,7 @@ import json
 import logging
 from urllib.parse import parse_qs, urlsplit
 
+from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
 from openstack import utils as sdk_utils
 
@@ -28,9 +29,12 @@ LOG = logging.getLogger(__name__)
 ATTACHMENT_CREATE_MICROVERSION = "3.27"
 ATTACHMENT_COMPLETE_MICROVERSION = "3.44"
 
+# How long a create that got no answer is looked for by name before its error stands.
+LOST_CREATE_GRACE = 5.0
+
 _FAILED_STATUSES = ("error", "error_deleting", "error_extending")
-
-
+#: Admin metadata Cinder shows among a volume's metadata (api_utils.add_visible_admin_metadata).
+CINDER_ADMIN_METADATA_KEYS = ("readonly", "attached_mode")
 
 
 def _attachments(entries) -> tuple[CloudAttachment, ...]:
@@ -39,6 +43,7 @@ def _attachments(entries) -> tuple[CloudAttachment, ...]:
             attachment_id=a.get("attachment_id") or a.get("id"),
             host_name=a.get("host_name"),
             server_id=a.get("server_id"),
+            device=a.get("device"),
         )
         for a in (entries or [])
     )
@@ -75,9 +80,9 @@ def _volume_from_body(body: dict) -> CloudVolume:
     )
 
 
-def _next_marker(body) -> str | None:
-    """The marker of the next page, from a listing's ``volumes_links``."""
-    for link in body.get("volumes_links") or []:
+def _next_marker(body, links_key="volumes_links") -> str | None:
+    """The marker of the next page, from a listing's ``volumes_links`` (or `links_key`)."""
+    for link in body.get(links_key) or []:
         if link.get("rel") == "next":
             markers = parse_qs(urlsplit(link.get("href", "")).query).get("marker")
             if markers:
@@ -100,6 +105,11 @@ class CinderBackend:
         return self._conn.block_storage
 
     # -- volumes --------------------------------------------------------
+
+    def named(self, name) -> list[CloudVolume]:
+        """Every volume of the project called `name` (Cinder's name filter, checked again)."""
+        with _translate_errors(f"looking up volume {name!r}"):
+            return [_to_cloud_volume(v) for v in self._bs.volumes(details=True, name=name) if v.name == name]
 
     def find(self, name) -> CloudVolume | None:
         """The one volume called `name`, or None. Two of them is an error."""
@@ -170,8 +180,13 @@ class CinderBackend:
             attrs["volume_type"] = spec.volume_type
         if spec.availability_zone:
             attrs["availability_zone"] = spec.availability_zone
-        with _translate_errors(f"creating volume {spec.name!r}"):
-            created = self._bs.create_volume(**attrs)
+        try:
+            with _translate_errors(f"creating volume {spec.name!r}"):
+                created = self._bs.create_volume(**attrs)
+        except CloudError as exc:
+            if not isinstance(exc.__cause__, ks_exceptions.ConnectionError):
+                raise
+            created = self._landed_without_answer(spec.name, exc)
         LOG.info("created Cinder volume %s for %s", created.id, spec.name)
         try:
             # The create's answer already said "creating": look again only after a poll interval.
@@ -180,6 +195,23 @@ class CinderBackend:
             # Leave nothing half-made behind: a volume that never became usable goes.
             self._delete_quietly(created.id)
             raise
+
+    def _landed_without_answer(self, name, error) -> CloudVolume:
+        """A create that got no answer (a timeout, a dropped connection) may still
+        be carried out by the cloud. Look the name up for a while and adopt what
+        it made: a user's retry would otherwise make a second volume of the name.
+        Nothing by then (or no answer to the lookups either): the create's error."""
+        def landed():
+            try:
+                return next((v for v in self.named(name) if v.owned), None)
+            except CloudError:
+                raise error from None
+        try:
+            found = wait_until(landed, LOST_CREATE_GRACE, f"volume {name!r} to appear", self._clock)
+        except Timeout:
+            raise error from None
+        LOG.warning("creating volume %r got no answer, but the cloud made it (%s): adopting it", name, found.id)
+        return found
 
     def delete(self, volume: CloudVolume) -> None:
         with _translate_errors(f"deleting volume {volume.name!r} ({volume.id})"):
@@ -229,6 +261,30 @@ class CinderBackend:
                 raise Conflict(
                     f"Cinder refused to rename volume {volume_id} to {name!r}: {_detail(exc)}"
                 ) from exc
+
+    def rename_and_replace_metadata(self, volume_id, name, metadata: dict) -> CloudVolume:
+        """Rename the volume and replace its whole metadata with `metadata`, in one
+        request (PUT /volumes/{id} with ``name`` and ``metadata``): keys left out go.
+
+        Allowed in any status but maintenance, ``reserved`` and ``in-use``
+        included. One request, so no crash of ours can leave half of it done;
+        inside Cinder it is two writes, the metadata first, then the name (a
+        failure between them is Cinder's own, rare, and answered with an error).
+        Returns the volume as Cinder's answer shows it: the new name and
+        metadata, the status it had. Cinder shows its admin metadata keys
+        ``readonly`` and ``attached_mode`` among the metadata of a volume that
+        has them; they are not sent back, or they would become user metadata.
+        """
+        metadata = {k: v for k, v in metadata.items() if k not in CINDER_ADMIN_METADATA_KEYS}
+        with _translate_errors(f"renaming volume {volume_id} to {name!r} and replacing its metadata"):
+            try:
+                updated = self._bs.update_volume(volume_id, name=name, metadata=metadata)
+            except sdk_exceptions.BadRequestException as exc:
+                raise Conflict(
+                    f"Cinder refused to rename volume {volume_id} to {name!r} and replace its "
+                    f"metadata: {_detail(exc)}"
+                ) from exc
+        return _to_cloud_volume(updated)
 
     def update_metadata(self, volume_id, set_items: dict, delete_keys) -> None:
         """Set `set_items` (other keys stay), then delete `delete_keys`.
@@ -315,3 +371,37 @@ class CinderBackend:
     def delete_attachment(self, attachment_id) -> None:
         with _translate_errors(f"deleting attachment {attachment_id}"):
             self._bs.delete_attachment(attachment_id, ignore_missing=True)
+
+    def attachment_summaries(self, volume_id=None, instance_id=None) -> list[dict]:
+        """Attachments of one volume and/or one instance, each {"id", "volume_id",
+        "status", "instance"}: GET /attachments, microversion 3.27. Unlike a
+        volume's "attachments", this shows ones not completed yet."""
+        params = {"limit": self.list_page_size}
+        wanted = {"volume_id": volume_id, "instance": instance_id}
+        if volume_id:
+            params["volume_id"] = volume_id
+        if instance_id:
+            params["instance_id"] = instance_id
+        found = []
+        with _translate_errors(f"listing attachments of {volume_id or instance_id}"):
+            while True:
+                resp = self._bs.get("/attachments", params=params, microversion=ATTACHMENT_CREATE_MICROVERSION)
+                sdk_exceptions.raise_from_response(resp)
+                body = resp.json()
+                page = body.get("attachments") or []
+                # Filtered here too: a cloud that ignores a filter answers with everything.
+                found.extend({k: a.get(k) for k in ("id", "volume_id", "status", "instance")} for a in page
+                             if all(v is None or a.get(k) == v for k, v in wanted.items()))
+                marker = _next_marker(body, "attachments_links")
+                if not page or marker is None:
+                    return found
+                params["marker"] = marker
+
+    def attachment_connection_info(self, attachment_id) -> dict:
+        """What the cloud told the host to connect to for an attachment ({} when none)."""
+        with _translate_errors(f"reading attachment {attachment_id}"):
+            resp = self._bs.get(f"/attachments/{attachment_id}", microversion=ATTACHMENT_CREATE_MICROVERSION)
+            if resp.status_code == 404:
+                raise NotFound(f"attachment {attachment_id} does not exist")
+            sdk_exceptions.raise_from_response(resp)
+            return dict(resp.json()["attachment"].get("connection_info") or {})

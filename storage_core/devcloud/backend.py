@@ -76,6 +76,11 @@ def attachment_not_found(attachment_id):
 
 
 class VolumeService:
+    # The cloud's FaultInjector, for volume_status faults (a create or an
+    # attach that leaves the volume in error); None: none. Set by the API
+    # face that shares it (cinder.BlockStorage).
+    faults = None
+
     def __init__(self, store, volumes_dir, loops, scheduler, latency):
         """``latency`` is a callable returning the current LatencyProfile."""
         self._store = store
@@ -84,6 +89,10 @@ class VolumeService:
         self._scheduler = scheduler
         self._latency = latency
         os.makedirs(self._dir, exist_ok=True)
+
+    def _forced_status(self, operation) -> str | None:
+        """The status an armed volume_status fault gives this call's volume, if any."""
+        return self.faults.take_volume_status(operation) if self.faults is not None else None
 
     def path(self, volume_id) -> str:
         return os.path.join(self._dir, f"{volume_id}.img")
@@ -111,19 +120,24 @@ class VolumeService:
             "device": None,  # loop device while exported; not shown by the API
         }
         self._store.put("volume", volume)
-        self._scheduler.call_later(self._latency().create, self._finish_create, volume["id"])
+        forced = self._forced_status("volume.create")
+        self._scheduler.call_later(self._latency().create, self._finish_create, volume["id"], forced)
         return volume
 
-    def _finish_create(self, volume_id):
+    def _finish_create(self, volume_id, forced_status=None):
         volume = self._store.get("volume", volume_id)
         if volume is None or volume["status"] != "creating":
             return
-        try:
-            self._make_file(volume)
-            status = "available"
-        except OSError:
-            LOG.exception("could not create the file of volume %s", volume_id)
-            status = "error"
+        if forced_status is not None:
+            LOG.info("volume %s ends in %s (injected fault)", volume_id, forced_status)
+            status = forced_status
+        else:
+            try:
+                self._make_file(volume)
+                status = "available"
+            except OSError:
+                LOG.exception("could not create the file of volume %s", volume_id)
+                status = "error"
         with self._store.transaction():
             volume = self._store.get("volume", volume_id)
             if volume is not None and volume["status"] == "creating":
@@ -205,6 +219,13 @@ class VolumeService:
                     changes = dict(changes, metadata=dict(changes["metadata"]))
                 self._touch(volume, **changes)
             return volume, before
+
+    def reset_status(self, project_id, volume_id, status) -> None:
+        """Cinder's os-reset_status (admin): set the status, nothing else."""
+        with self._store.transaction():
+            volume = self.get_volume(project_id, volume_id)
+            LOG.info("volume %s: status reset from %s to %s", volume_id, volume["status"], status)
+            self._touch(volume, status=status)
 
     def update_metadata(self, project_id, volume_id, metadata, replace) -> dict:
         with self._store.transaction():
@@ -347,13 +368,16 @@ class VolumeService:
 
     def complete_attachment(self, project_id, attachment_id) -> None:
         self.get_attachment(project_id, attachment_id)
+        forced = self._forced_status("attachment.complete")
         time.sleep(self._latency().attach)
         with self._store.transaction():
             attachment = self.get_attachment(project_id, attachment_id)
             attachment.update(status="attached", attach_time=cinder_time())
             self._store.put("attachment", attachment)
             volume = self._store.get("volume", attachment["volume_id"])
-            self._touch(volume, status="in-use")
+            if forced is not None:
+                LOG.info("volume %s ends in %s after its attach (injected fault)", volume["id"], forced)
+            self._touch(volume, status=forced or "in-use")
 
     def delete_attachment(self, project_id, attachment_id) -> list[dict]:
         """Detach; returns the volume's remaining attachments (as Cinder does)."""

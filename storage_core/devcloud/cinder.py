@@ -55,6 +55,9 @@ VOLUME_TYPES = [
         "qos_specs_id": None,
     },
 ]
+#: What an admin's os-reset_status may set (Cinder's volume status enum, in part).
+RESETTABLE_STATUSES = ("available", "in-use", "error", "error_deleting", "creating", "deleting",
+                       "attaching", "detaching", "reserved", "maintenance")
 MAX_LIMIT = 1000  # Cinder's osapi_max_limit
 _UPDATED = "2023-09-29T00:00:00Z"
 _NOT_FOUND = "The resource could not be found."
@@ -100,6 +103,9 @@ class BlockStorage:
         self._service = service
         self._identity = identity
         self._faults = faults
+        # The volume service acts out volume_status faults (it knows when a
+        # volume would have become available or in-use).
+        service.faults = faults
         self._base_url = base_url
         r = Route
         self._routes = [
@@ -109,6 +115,9 @@ class BlockStorage:
             r("GET", "volumes/*", self._show_volume, "volume.get"),
             r("PUT", "volumes/*", self._update_volume, "volume.update"),
             r("DELETE", "volumes/*", self._delete_volume, "volume.delete"),
+            # Admin actions; only os-reset_status, how an operator mends a
+            # volume a failure left in "error" (no fault hook of its own).
+            r("POST", "volumes/*/action", self._volume_action),
             r("GET", "volumes/*/metadata", self._get_metadata, "volume.metadata"),
             r("POST", "volumes/*/metadata", self._update_metadata, "volume.metadata"),
             r("PUT", "volumes/*/metadata", self._replace_metadata, "volume.metadata"),
@@ -285,6 +294,19 @@ class BlockStorage:
                                                            "yes", "no", "on", "off"):
                 raise Invalid(f"Invalid value '{value}' for {flag}.")
         self._service.delete_volume(ctx.project_id, volume_id)
+        return Response(202)
+
+    def _volume_action(self, ctx, volume_id):
+        body = ctx.body()
+        if not isinstance(body, dict) or len(body) != 1:
+            raise Invalid("Malformed request body")
+        action, args = next(iter(body.items()))
+        if action != "os-reset_status":
+            raise Invalid(f"There is no such action: {action}")
+        status = args.get("status") if isinstance(args, dict) else None
+        if status not in RESETTABLE_STATUSES:
+            raise _invalid_field("status", status, f"{status!r} is not one of {list(RESETTABLE_STATUSES)}")
+        self._service.reset_status(ctx.project_id, volume_id, status)
         return Response(202)
 
     def _get_metadata(self, ctx, volume_id):

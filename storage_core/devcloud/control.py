@@ -33,6 +33,20 @@ class Control:
             if req.method == "DELETE":
                 faults.clear()
                 return Response(204)
+        if parts == ["operations"]:
+            # Requests served per fault operation name ("volume.create" ...):
+            # which of OPERATIONS a client's work reaches.
+            if req.method == "GET":
+                return Response(200, {"operations": self._cloud.faults.seen()})
+            if req.method == "DELETE":
+                self._cloud.faults.clear_seen()
+                return Response(204)
+        if parts == ["tokens", "expire"] and req.method == "POST":
+            # Every token issued so far stops working, as if all had expired:
+            # clients are refused with 401 and must authenticate again.
+            if not self._cloud.faults.expire_tokens():
+                return _error(409, "this cloud has no Keystone running")
+            return Response(204)
         if parts == ["latency"]:
             if req.method == "GET":
                 return Response(200, {"latency": self._cloud.latency.to_dict()})

@@ -71,6 +71,8 @@ class Identity:
             {"id": uuid.uuid5(uuid.NAMESPACE_URL, f"devcloud-role-{n}").hex, "name": n}
             for n in ("admin", "member", "reader")
         ]
+        if faults is not None:
+            faults.bind_identity(self)  # for expire_tokens faults
 
     # -- documents -----------------------------------------------------------
 
@@ -163,6 +165,19 @@ class Identity:
         }
         payload = _b64(json.dumps(claims, separators=(",", ":")).encode("utf-8"))
         return f"{payload}.{self._sign(payload)}", claims
+
+    def expire_tokens(self) -> None:
+        """Make every token issued so far invalid at once, as if all had expired.
+
+        A new signing key (Keystone's Fernet key rotation without the staged
+        key): clients still believe their tokens good for hours, are refused
+        with 401 and must authenticate again, which is what keystoneauth does
+        once per request. For tests of clients that outlive their tokens.
+        """
+        key = secrets.token_bytes(32)
+        self._store.set_setting("keystone.token_key", _b64(key))
+        self._key = key
+        LOG.info("every token issued so far is now expired (new signing key)")
 
     def validate(self, token) -> dict | None:
         """The claims of a valid, unexpired, unrevoked token; else None."""

@@ -98,3 +98,46 @@ def start_subprocess(state_dir, ready_file, *extra_args, env=None):
             raise RuntimeError(f"devcloud did not start:\n{f.read()}") from None
     with open(ready_file, encoding="utf-8") as f:
         return process, json.load(f)
+
+
+class Control:
+    """devcloud's test knobs over HTTP (``/devcloud/...``), for a devcloud in
+    another process: arm and clear faults, expire tokens, read which
+    operations were reached."""
+
+    def __init__(self, url, timeout=10.0):
+        import requests  # only tests need it; openstacksdk depends on it anyway
+
+        self.url = url.rstrip("/") + "/devcloud"
+        self._session = requests.Session()
+        self._timeout = timeout
+
+    def _call(self, method, path, **kwargs):
+        resp = self._session.request(method, self.url + path, timeout=self._timeout, **kwargs)
+        if resp.status_code >= 400:
+            raise RuntimeError(f"{method} {self.url}{path}: HTTP {resp.status_code}: {resp.text}")
+        return resp.json() if resp.content else None
+
+    def add_fault(self, operation, **fields) -> list:
+        """Arm one fault (fields as storage_core.devcloud.faults.Fault)."""
+        return self._call("POST", "/faults", json={"operation": operation, **fields})["faults"]
+
+    def faults(self) -> list:
+        return self._call("GET", "/faults")["faults"]
+
+    def clear_faults(self) -> None:
+        self._call("DELETE", "/faults")
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far stops working (clients must authenticate again)."""
+        self._call("POST", "/tokens/expire")
+
+    def operations(self) -> dict:
+        """{operation: requests served} since the last clear_operations()."""
+        return self._call("GET", "/operations")["operations"]
+
+    def clear_operations(self) -> None:
+        self._call("DELETE", "/operations")
+
+    def close(self) -> None:
+        self._session.close()

@@ -2,16 +2,24 @@
 only when blank, mounted."""
 
 import dataclasses
+import logging
 
-from storage_core.errors import Conflict
+from storage_core.crashpoints import crash_point
+from storage_core.errors import Conflict, NotFound
 from storage_core.kinds import refuse_differences
-from storage_core.models import CloudVolume, VolumeSpec
+from storage_core.models import OWNER_KEY, OWNER_VALUE, POOL_KEY, CloudVolume, VolumeSpec, holder_of
 from storage_core.options import parse_volume_options
 from storage_core.state import HostVolume, Phase
 from storage_core.timing import step
 
+LOG = logging.getLogger(__name__)
+
 # Cinder statuses in which a volume can be attached to one more host.
 _ATTACHABLE = ("available",)
+# Statuses of a volume on its way out: no namesake to give way to.
+_GOING = ("deleting", "error", "error_deleting")
+# How long a Remove waits for a volume another host is deleting (Docker allows 60 s).
+_GONE_TIMEOUT = 55.0
 
 
 class CinderVolumes:
@@ -58,6 +66,12 @@ class CinderVolumes:
         with step("create", spec.name):
             return self._backend.create(spec)
 
+    def namesakes(self, vol: CloudVolume) -> list[CloudVolume]:
+        """fuxi's other live volumes called vol.name: made by another host's
+        Create of the same name at the same time (hosts share no lock)."""
+        return [v for v in self._backend.named(vol.name)
+                if v.id != vol.id and v.owned and v.status not in _GOING]
+
     def same_or_conflict(self, existing: CloudVolume, spec: VolumeSpec) -> CloudVolume:
         differences = []
         if existing.size_gb != spec.size_gb:
@@ -80,7 +94,18 @@ class CinderVolumes:
             )
 
     def delete(self, vol: CloudVolume) -> None:
-        self._backend.delete(vol)
+        try:
+            self._backend.delete(vol)
+        except Conflict:
+            # Another host's Remove of the same name may have been first: a
+            # volume already being deleted is a Remove done, once it is gone.
+            try:
+                current = self._backend.get(vol.id)
+            except NotFound:
+                return
+            if current.status != "deleting":
+                raise
+            self._backend.wait_gone(vol.id, _GONE_TIMEOUT)
 
     # -- this host ----------------------------------------------------------
 
@@ -97,6 +122,12 @@ class CinderVolumes:
         )
 
     def put_on_host(self, vol: CloudVolume, name, mountpoint, journal) -> HostVolume:
+        # The intent first: a crash before the cloud's answer is journaled leaves
+        # a record saying which volume may hold an attachment of ours.
+        journal(HostVolume(name=name, volume_id=vol.id, phase=Phase.ATTACHING, backend=self.name,
+                           mountpoint=mountpoint))
+        crash_point("attach.intent_written")
+
         def journal_pending(pending):
             # Written before the host connects, so a crash leaves what to undo.
             journal(HostVolume(
@@ -113,17 +144,48 @@ class CinderVolumes:
             device_path=attachment.device_path, mountpoint=mountpoint,
         )
         journal(hv)
+        crash_point("mount.attached")
         with step("mkfs", name):
             fstype = self._fs.ensure_filesystem(attachment.device_path, vol.fstype or self._limits.default_fstype)
+        crash_point("mount.formatted")
         with step("mount", name):
             self._fs.mount(attachment.device_path, mountpoint, fstype)
+        crash_point("mount.mounted")
         return dataclasses.replace(hv, phase=Phase.MOUNTED)
 
     def take_off_host(self, hv: HostVolume) -> None:
         if hv.mountpoint:
             self._fs.unmount(hv.mountpoint)
+            crash_point("unmount.unmounted")
         if hv.host_attachment is not None:
             self._attacher.detach(hv.host_attachment)
+        else:
+            # Only the intent was journaled: the cloud may still have made the attachment.
+            for volume_id, attachment_id in self._attacher.host_attachments(hv.volume_id):
+                LOG.warning("volume %s: releasing attachment %s, which a crash kept out of the journal",
+                            hv.name, attachment_id)
+                self._attacher.release_leftover(volume_id, attachment_id)
+
+    def host_leftovers(self, held_volume_ids) -> list[tuple[str, str, str]]:
+        """(volume id, attachment id, volume name) of this host's attachments of
+        fuxi's volumes other than `held_volume_ids` (those the journal or the pool
+        ledger names). Pool volumes are the pool's to recover; volumes fuxi does
+        not own are never touched."""
+        leftovers = []
+        for volume_id, attachment_id in self._attacher.host_attachments():
+            if volume_id in held_volume_ids:
+                continue
+            try:
+                vol = self._backend.get(volume_id)
+            except NotFound:
+                continue
+            if vol.metadata.get(OWNER_KEY) != OWNER_VALUE or POOL_KEY in vol.metadata:
+                continue
+            leftovers.append((volume_id, attachment_id, vol.name))
+        return leftovers
+
+    def release_leftover(self, volume_id, attachment_id) -> None:
+        self._attacher.release_leftover(volume_id, attachment_id)
 
     def status(self, vol: CloudVolume) -> dict:
         return {
@@ -138,7 +200,9 @@ class CinderVolumes:
 
 
 def where(vol: CloudVolume) -> str:
-    """Who holds the volume's attachments, as well as the cloud tells."""
-    return ", ".join(
-        sorted({a.host_name or a.server_id or f"attachment {a.attachment_id}" for a in vol.attachments})
-    )
+    """Who holds the volume's attachments, as well as the cloud tells: the host
+    (Cinder shows its name to admins; a fuxi host names itself in the device),
+    else the server, else the attachment."""
+    return ", ".join(sorted({
+        a.host_name or holder_of(a) or a.server_id or f"attachment {a.attachment_id}" for a in vol.attachments
+    }))

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 
 from storage_core.config import ShareConfig, VolumeLimits
+from storage_core.crashpoints import crash_point
 from storage_core.errors import Conflict, FilesystemError, InvalidInput, NotFound, StorageError
 from storage_core.kinds import refuse_differences
 from storage_core.models import AccessRule, CloudShare, ShareSpec
@@ -155,7 +156,13 @@ class ManilaShares:
 
     def put_on_host(self, share: CloudShare, name, mountpoint, journal) -> HostVolume:
         access_type = self._access_type(share)
+        # The intent first: a crash before the rule's id is journaled leaves a
+        # record saying which share may hold a rule of ours.
+        journal(HostVolume(name=name, volume_id=share.id, phase=Phase.ATTACHING, backend=self.name,
+                           mountpoint=mountpoint))
+        crash_point("attach.intent_written")
         rule = self._backend.request_access(share.id, access_type, self._host.access_to(access_type))
+        crash_point("share.access_requested")
         hv = HostVolume(
             name=name, volume_id=share.id, phase=Phase.ATTACHING, backend=self.name,
             attachment_id=rule.id, mountpoint=mountpoint,
@@ -175,6 +182,7 @@ class ManilaShares:
             except StorageError as exc:
                 failures.append(str(exc))
                 continue
+            crash_point("mount.mounted")
             return dataclasses.replace(
                 hv, phase=Phase.MOUNTED, connection_info={**hv.connection_info, "export": export.path})
         raise FilesystemError(
@@ -185,9 +193,31 @@ class ManilaShares:
     def take_off_host(self, hv: HostVolume) -> None:
         if hv.mountpoint:
             self._mounter.unmount(hv.mountpoint)
+            crash_point("unmount.unmounted")
         if hv.attachment_id:
             self._revoke(hv.volume_id, hv.attachment_id)
+            crash_point("detach.deleted")
             self._mounter.forget_key(hv.attachment_id)
+            return
+        # Only the intent was journaled: Manila may still have made this host's rule.
+        try:
+            rules = self._backend.rules(hv.volume_id)
+        except NotFound:
+            return
+        for rule in rules:
+            if self._is_mine(rule):
+                LOG.warning("share %s: revoking access rule %s, which a crash kept out of the journal",
+                            hv.name, rule.id)
+                self._revoke(hv.volume_id, rule.id)
+                self._mounter.forget_key(rule.id)
+
+    def host_leftovers(self, held_share_ids) -> list:
+        # Every rule request is preceded by a journaled intent, so a crash leaves
+        # a record to mend from; shares need no sweep of the whole cloud.
+        return []
+
+    def release_leftover(self, share_id, rule_id) -> None:
+        self._revoke(share_id, rule_id)
 
     def _revoke(self, share_id, rule_id):
         try:

@@ -1,5 +1,6 @@
 """Claim a ready pool volume for a Create: rename it to the caller's name and
-drop its pool tags, so it is an ordinary user volume from then on.
+drop its pool tags (one Cinder request), so it is an ordinary user volume from
+then on.
 
 Tier 3/4 volumes are this host's alone, so taking one is a local affair; it
 is then mounted (tier 3) or its staged mount moved (tier 4) to the volume's
@@ -47,12 +48,29 @@ class PoolClaims:
                 return self._claim_shared(pool, spec)
             return self._claim_local(pool, spec, mountpoint, journal)
 
-    def finish(self, volume_id, name):
-        """Rename, then untag: a crash in between leaves a volume that already has
-        its user's name, which recovery untags (never the other way round, which
-        would show a `fuxi-pool-...` volume to users)."""
-        self._backend.rename(volume_id, name)
-        self._backend.update_metadata(volume_id, {}, list(POOL_KEYS))
+    def finish(self, volume, name):
+        """Make a pool volume `name`'s: rename it and drop its pool tags in one
+        request, so no crash of ours leaves it half claimed. Returns the volume
+        as Cinder answered (its status as it was before the call)."""
+        metadata = {k: v for k, v in volume.metadata.items() if k not in POOL_KEYS}
+        try:
+            return self._backend.rename_and_replace_metadata(volume.id, name, metadata)
+        except StorageError:
+            self._retag_if_half_done(volume)
+            raise
+
+    def _retag_if_half_done(self, volume):
+        """Cinder writes the metadata before the name: a request that failed in
+        between left a pool-named volume without pool tags, which would pass for
+        a user's volume. Give it its tags back; the caller's error stands."""
+        try:
+            current = self._backend.get(volume.id)
+            if current.name == volume.name and POOL_KEY not in current.metadata:
+                LOG.warning("pool: claiming %s failed half-way in Cinder; putting its pool tags back", volume.id)
+                self._backend.update_metadata(volume.id, {k: volume.metadata[k] for k in POOL_KEYS
+                                                          if k in volume.metadata}, [])
+        except StorageError:
+            LOG.exception("pool: could not check volume %s after its claim failed", volume.id)
 
     def _claim_shared(self, pool, spec):
         ready = [v for v in self._backend.list_tagged(POOL_KEY, pool.key)
@@ -70,7 +88,7 @@ class PoolClaims:
                 current = self._backend.get(vol.id)
                 if current.metadata.get(POOL_KEY) != pool.key or current.name != vol.name:
                     continue
-                self.finish(vol.id, spec.name)
+                self.finish(current, spec.name)
             finally:
                 self._backend.release(reservation)
             self._ledger.forget(vol.id)
@@ -83,8 +101,7 @@ class PoolClaims:
         if pv is None:
             return None
         try:
-            self.finish(pv.volume_id, spec.name)
-            vol = self._backend.get(pv.volume_id)
+            vol = self.finish(self._backend.get(pv.volume_id), spec.name)
         except StorageError:
             LOG.exception("pool %s: claiming %s failed; recovery will sort it out", pool.name, pv.volume_id)
             raise

@@ -13,6 +13,9 @@ from storage_core.pool.spec import FILLING, NAME_PREFIX, POOL_HOST_KEY, POOL_KEY
 
 LOG = logging.getLogger(__name__)
 
+# How long recovery waits for a volume a stopped fill left in Cinder's hands ("creating").
+_SETTLE_TIMEOUT = 60.0
+
 
 class PoolKeeper:
     def __init__(self, pools, filler, claims, ledger, backend, filesystems, host_name):
@@ -25,7 +28,8 @@ class PoolKeeper:
         self._host = host_name
         self._stop = threading.Event()
         self._thread = None
-        # One fill at a time per process: the refill thread and `fuxi pool fill` share it.
+        # One fill round at a time per process: the refill thread, `fuxi pool fill`
+        # and drain share it, so levels read under it stay true for the round.
         self._filling = threading.Lock()
         # After a drain the refill rests, or it would undo the drain within seconds;
         # an on-demand fill (or a restart) wakes it.
@@ -75,12 +79,16 @@ class PoolKeeper:
             ready = sum(1 for pv in mine if pv.phase == READY)
         return {"ready": ready, "filling": filling}
 
+    def volume_ids(self) -> set[str]:
+        """Every volume this host's pool ledger holds (ready, filling or being claimed)."""
+        return {pv.volume_id for pv in self._ledger.all()}
+
     def status(self) -> list[dict]:
         rows = []
         for pool in self.pools:
             rows.append({"pool": pool.name, "key": pool.key, "tier": pool.tier, "size_gb": pool.size_gb,
                          "fstype": pool.fstype, "min_ready": pool.min_ready, "max": pool.max_volumes,
-                         **self.levels(pool)})
+                         "batch": pool.batch, **self.levels(pool)})
         return rows
 
     def refill(self):
@@ -93,39 +101,79 @@ class PoolKeeper:
                 self.fill(pool.name, min(missing, pool.batch))
 
     def fill(self, pool_name=None, count=None, progress=None) -> list[str]:
-        """Add up to `count` volumes (default: up to the pool's max) to one or every pool."""
+        """Add up to `count` volumes (default: up to the pool's max) to one or every pool,
+        in rounds of up to `batch` volumes made side by side."""
         made = []
         pools = self._named(pool_name)
         self._drained.clear()
         for pool in pools:
             made_here = 0
             while not self._stop.is_set() and (count is None or made_here < count):
-                # Levels are read under the lock, so the refill thread and an
-                # on-demand fill never overshoot max between them.
+                # Levels are read under the lock and nobody else fills during the
+                # round, so the refill thread and an on-demand fill never overshoot
+                # max between them.
                 with self._filling:
                     level = self.levels(pool)
-                    if level["ready"] + level["filling"] >= pool.max_volumes:
+                    wanted = min(pool.max_volumes - level["ready"] - level["filling"], pool.batch)
+                    if count is not None:
+                        wanted = min(wanted, count - made_here)
+                    if wanted <= 0:
                         break
-                    made.append(self._filler.fill_one(pool))
-                made_here += 1
-                if progress:
+                    ids, errors = self._fill_round(pool, wanted)
+                made.extend(ids)
+                made_here += len(ids)
+                if ids and progress:
                     progress(pool.name, made_here)
+                if errors:
+                    # The others of the round are ready and kept; the first failure is the answer.
+                    raise errors[0]
         return made
+
+    def _fill_round(self, pool, wanted) -> tuple[list[str], list[Exception]]:
+        """Make `wanted` volumes of `pool` at once, one thread each; wait for all of them.
+
+        Each fill_one undoes its own failure, so one volume failing leaves the
+        others alone. The threads are daemons, like the keeper's own: a process
+        exiting does not wait for them, and what a fill left half-made is on
+        record (ledger, or the cloud's tags) for recover() to undo.
+        """
+        ids, errors = [], []
+
+        def fill_one():
+            try:
+                ids.append(self._filler.fill_one(pool))
+            except Exception as exc:  # noqa: BLE001 (raised by fill(), after the round)
+                errors.append(exc)
+
+        if wanted == 1:
+            fill_one()  # no thread for a round of one
+            return ids, errors
+        threads = [threading.Thread(target=fill_one, name=f"pool-fill-{pool.name}-{i}", daemon=True)
+                   for i in range(wanted)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        for exc in errors[1:]:
+            LOG.warning("pool %s: another volume of the round failed too: %s", pool.name, exc)
+        return ids, errors
 
     def drain(self, pool_name=None) -> list[str]:
         """Delete this host's idle pool volumes: all tier 3/4 ones, and the tier 1/2 ones it made."""
         gone = []
         pools = self._named(pool_name)
         self._drained.set()
-        for pool in pools:
-            for pv in self._ledger.all(pool.key):
-                if pv.phase in (READY, FILLING):
-                    self._filler.discard(pv)
-                    gone.append(pv.volume_id)
-            if pool.shared:
-                for vol in self._backend.list_tagged(POOL_KEY, pool.key):
-                    if vol.metadata.get(POOL_HOST_KEY) == self._host and vol.status == "available":
-                        gone.append(self._delete_shared(vol))
+        # After the fill round under way, if any: its volumes are not pulled from under it.
+        with self._filling:
+            for pool in pools:
+                for pv in self._ledger.all(pool.key):
+                    if pv.phase in (READY, FILLING):
+                        self._filler.discard(pv)
+                        gone.append(pv.volume_id)
+                if pool.shared:
+                    for vol in self._backend.list_tagged(POOL_KEY, pool.key):
+                        if vol.metadata.get(POOL_HOST_KEY) == self._host and vol.status == "available":
+                            gone.append(self._delete_shared(vol))
         return [g for g in gone if g]
 
     def _delete_shared(self, vol):
@@ -153,6 +201,11 @@ class PoolKeeper:
 
     def recover(self):
         """Finish or undo what a crash left, logging each repair."""
+        # Under the fill lock: a volume filling now is no leftover of a crash.
+        with self._filling:
+            self._recover()
+
+    def _recover(self):
         for pv in self._ledger.all():
             if pv.phase == FILLING:
                 LOG.warning("pool recovery: volume %s was being filled; undoing it", pv.volume_id)
@@ -170,12 +223,21 @@ class PoolKeeper:
         for pool in self.pools:
             for vol in self._backend.list_tagged(POOL_KEY, pool.key):
                 if not vol.name.startswith(NAME_PREFIX):
+                    # Left by an older fuxi, which renamed and untagged in two calls.
                     LOG.warning("pool recovery: %s (%s) was claimed but kept its pool tags; untagging",
                                 vol.name, vol.id)
                     self._backend.update_metadata(vol.id, {}, list(POOL_KEYS))
                 elif (vol.metadata.get(POOL_HOST_KEY) == self._host and vol.id not in known
                       and (vol.metadata.get(POOL_STATE_KEY) == FILLING or not pool.shared)):
                     LOG.warning("pool recovery: %s was made here but is not on record; deleting it", vol.id)
+                    if vol.status == "creating":
+                        # A fill stopped while Cinder was making it: only a made volume goes.
+                        try:
+                            vol = self._backend.wait_for_status(vol.id, "available", _SETTLE_TIMEOUT)
+                        except StorageError as exc:
+                            LOG.warning("pool recovery: %s did not become available (%s); left for the "
+                                        "next start", vol.id, exc)
+                            continue
                     self._delete_shared(vol)
 
     def _recover_claim(self, pv):
@@ -186,13 +248,20 @@ class PoolKeeper:
             self._ledger.forget(pv.volume_id)
             return
         if vol.name.startswith(NAME_PREFIX):
-            # Not renamed yet: it is still a pool volume; back to ready.
+            # Not renamed: it is still a pool volume; back to ready. The claim's one
+            # request renames and untags together, but Cinder writes the metadata
+            # first: a failure of its own in between dropped the tags alone.
             LOG.warning("pool recovery: claim of %s stopped before renaming; back to the pool", pv.volume_id)
+            if POOL_KEY not in vol.metadata:
+                self._backend.update_metadata(pv.volume_id, {POOL_KEY: pv.pool_key, POOL_STATE_KEY: READY,
+                                                             POOL_HOST_KEY: self._host}, [])
             self._ledger.save(dataclasses.replace(pv, phase=READY))
             return
-        # Renamed: it is its user's volume now. Untag it and leave it detached, as
-        # after an ordinary Create; its file system stays.
+        # Renamed (and untagged with it; a claim by an older fuxi untagged after
+        # renaming): it is its user's volume now. Leave it detached, as after an
+        # ordinary Create; its file system stays.
         LOG.warning("pool recovery: claim of %s as %s stopped half-way; finishing it", pv.volume_id, vol.name)
-        self._backend.update_metadata(pv.volume_id, {}, list(POOL_KEYS))
+        if any(key in vol.metadata for key in POOL_KEYS):
+            self._backend.update_metadata(pv.volume_id, {}, list(POOL_KEYS))
         self._filler.release_host(pv)
         self._ledger.forget(pv.volume_id)

@@ -41,6 +41,9 @@ DOCKER_UP = REPO / "scripts" / "docker-up.sh"
 DOCKERD_LOGS = ("/var/log/fuxi-dockerd.log", "/tmp/fuxi-dockerd.log")
 START_TIMEOUT = float(os.environ.get("FUXI_E2E_START_TIMEOUT", "90"))
 STOP_TIMEOUT = 40  # the server's graceful timeout is 30 s
+# Real containers hold their volumes in mount namespaces of their own, so the
+# stale-count check sees the truth; a short grace keeps the drift test short.
+STALE_MOUNT_GRACE = 10
 DOCKER_TIMEOUT = 180  # above dockerd's 120 s deadline for Create and Mount
 VOLUME_PREFIX = "fuxi-e2e-"
 
@@ -256,7 +259,8 @@ def fuxi_plugin(docker, tmp_path_factory, cloud_kind, request):
         config = workdir / "fuxi.conf"
         config.write_text("[fuxi]\n"
                           f"devcloud_args = {shlex.join(devcloud_share_args(gluster, ceph))}\n"
-                          f"ceph_conf = {ceph.conf}\n")
+                          f"ceph_conf = {ceph.conf}\n"
+                          f"stale_mount_grace = {STALE_MOUNT_GRACE}\n")
         plugin = FuxiPlugin(workdir, ["--devcloud", "--config-file", str(config)])
     elif cloud_kind == "devcloud-nova":
         # The embedded devcloud, attaching through its emulated Nova and guest udev.

@@ -47,7 +47,9 @@ def plugin_factory(tmp_path, cloud):
         """A fuxi-server on this cloud; `options` add to or override fuxi.conf lines."""
         workdir = workdir or tmp_path / "host"
         os.makedirs(workdir, exist_ok=True)
-        settings = {"cloud": cloud_name or cloud.cloud_name, "max_size_gb": 10,
+        # These tests mount as dockerd would but run no container: no mount namespace
+        # ever holds their volumes, so counts must not be judged stale mid-test.
+        settings = {"cloud": cloud_name or cloud.cloud_name, "max_size_gb": 10, "stale_mount_grace": 86400,
                     **cloud.plugin_options, **(options or {})}
         config = workdir / "fuxi.conf"
         config.write_text("[fuxi]\n" + "".join(f"{k} = {v}\n" for k, v in settings.items()))

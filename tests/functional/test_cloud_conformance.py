@@ -359,3 +359,57 @@ def test_list_tagged_and_list_owned_never_shows_pool_volumes(cloud):
     # A claimed volume (pool tags gone) is a user's volume.
     backend.update_metadata(warm[0].id, {}, ["fuxi_pool", "fuxi_pool_state"])
     assert {v.id for v in backend.list_owned()} == {mine.id, warm[0].id}
+
+
+def test_one_volume_update_renames_and_replaces_the_metadata(cloud, monkeypatch):
+    """A pool claim's finish: PUT /volumes/{id} with name and metadata sets the
+    name and replaces the whole metadata in one request, on a reserved volume
+    (tier 1/2 claims) and an in-use one (tier 3/4)."""
+    bs = cloud.sdk.block_storage
+    backend = backend_of(cloud)
+    user_tags = {"volume_from": "fuxi", "fstype": "ext4"}
+
+    vol = new_volume(cloud, "fuxi-pool-one", metadata=POOL_TAGS)
+    reservation = backend.reserve(vol.id)
+    before = raw(cloud, "GET", f"/volumes/{vol.id}")[1]["volume"]
+    status, body = raw(cloud, "PUT", f"/volumes/{vol.id}",
+                       json={"volume": {"name": "claimed", "metadata": user_tags}})
+    assert status == 200
+    answer = body["volume"]
+    # The new name and metadata, the status and stamp it had; the usual update view.
+    assert (answer["name"], answer["metadata"], answer["status"]) == ("claimed", user_tags, "reserved")
+    assert answer["updated_at"] == before["updated_at"]
+    assert {k for k in answer if not k.startswith("os-vol-")} == {k for k in before if not k.startswith("os-vol-")}
+    seen = backend.get(vol.id)
+    assert (seen.name, dict(seen.metadata), seen.status) == ("claimed", user_tags, "reserved")
+
+    # CinderBackend's method: exactly one request, a PUT of the volume.
+    sent = []
+    request = bs.request
+
+    def counting(url, method, *args, **kwargs):
+        sent.append((method, url.split("?")[0].rstrip("/").rsplit("/", 2)[-2:]))
+        return request(url, method, *args, **kwargs)
+
+    monkeypatch.setattr(bs, "request", counting)
+    claimed = backend.rename_and_replace_metadata(vol.id, "docker-name", {**user_tags, "extra": "1"})
+    monkeypatch.undo()
+    assert sent == [("PUT", ["volumes", vol.id])]
+    assert (claimed.id, claimed.name, dict(claimed.metadata), claimed.status) == (
+        vol.id, "docker-name", {**user_tags, "extra": "1"}, "reserved")
+    assert backend.get(vol.id) == claimed
+    backend.rename_and_replace_metadata(vol.id, "emptied", {})  # an empty dict drops every key
+    assert dict(backend.get(vol.id).metadata) == {}
+    backend.release(reservation)
+    assert backend.get(vol.id).status == "available"
+
+    # In use (attachments API, completed): the same, and no admin metadata shows up.
+    vol = new_volume(cloud, "fuxi-pool-staged1", metadata=POOL_TAGS)
+    att = bs.create_attachment(vol.id, connector=CONNECTOR, mode="rw")
+    bs.complete_attachment(att.id)
+    claimed = backend.rename_and_replace_metadata(vol.id, "mounted-already", user_tags)
+    assert (claimed.name, dict(claimed.metadata), claimed.status) == ("mounted-already", user_tags, "in-use")
+    seen = backend.get(vol.id)
+    assert (seen.name, dict(seen.metadata), seen.status) == ("mounted-already", user_tags, "in-use")
+    assert [a.attachment_id for a in seen.attachments] == [att.id]
+    bs.delete_attachment(att.id)

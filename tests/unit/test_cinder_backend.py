@@ -116,6 +116,8 @@ class StubBlockStorage:
             raise _bad_request(f"Invalid input received: name has {len(attrs['name'])} characters, "
                                "more than 255.")
         vol.name = attrs.get("name", vol.name)
+        if "metadata" in attrs:
+            vol.metadata = dict(attrs["metadata"])  # replaces it all, as Cinder's volume update does
         return vol
 
     def set_volume_metadata(self, volume_id, **metadata):
@@ -215,6 +217,41 @@ def test_rename_refused_is_a_conflict_and_missing_is_not_found(parts):
         backend.rename(vol.id, "x" * 256)
     with pytest.raises(NotFound):
         backend.rename(str(uuid.uuid4()), "n")
+
+
+def test_rename_and_replace_metadata_is_one_volume_update(parts):
+    backend, stub = parts
+    vol = stub.add("fuxi-pool-1", status="reserved",
+                   metadata={POOL_KEY: "warm", "fuxi_pool_state": "ready", OWNER_KEY: OWNER_VALUE})
+    answer = backend.rename_and_replace_metadata(vol.id, "docker-name", {OWNER_KEY: OWNER_VALUE, "fstype": "ext4"})
+    assert stub.calls == [("update_volume", vol.id, {"name": "docker-name",
+                                                     "metadata": {OWNER_KEY: OWNER_VALUE, "fstype": "ext4"}})]
+    # The answer is the volume: new name and metadata, the status it had.
+    assert (answer.id, answer.name, answer.status) == (vol.id, "docker-name", "reserved")
+    assert answer.metadata == {OWNER_KEY: OWNER_VALUE, "fstype": "ext4"}
+    assert backend.get(vol.id) == answer
+
+
+def test_rename_and_replace_metadata_sends_every_key_left_and_no_admin_keys(parts):
+    backend, stub = parts
+    vol = stub.add("fuxi-pool-1", metadata={"a": "1", "attached_mode": "rw", "readonly": "False"})
+    # Cinder shows admin metadata among the volume's; sent back it would become the user's.
+    backend.rename_and_replace_metadata(vol.id, "n", {"a": "1", "attached_mode": "rw", "readonly": "False"})
+    assert stub.calls[-1] == ("update_volume", vol.id, {"name": "n", "metadata": {"a": "1"}})
+    backend.rename_and_replace_metadata(vol.id, "n", {})  # nothing kept: an empty dict, sent
+    assert stub.calls[-1] == ("update_volume", vol.id, {"name": "n", "metadata": {}})
+    assert backend.get(vol.id).metadata == {}
+
+
+def test_rename_and_replace_metadata_refused_is_a_conflict_and_missing_is_not_found(parts):
+    backend, stub = parts
+    vol = stub.add("v", metadata={"a": "1"})
+    with pytest.raises(Conflict, match=f"refused to rename volume {vol.id} to 'xxx.*' and replace its "
+                                       "metadata.*more than 255"):
+        backend.rename_and_replace_metadata(vol.id, "x" * 256, {})
+    assert backend.get(vol.id).metadata == {"a": "1"}
+    with pytest.raises(NotFound):
+        backend.rename_and_replace_metadata(str(uuid.uuid4()), "n", {})
 
 
 def test_update_metadata_sets_then_deletes(parts):

@@ -26,3 +26,12 @@ def test_missing_programs_and_hangs_are_command_errors():
         Executor().run(["/nonexistent/tool"])
     with pytest.raises(CommandError, match="no answer within 0.2 s"):
         Executor().run(["sleep", "5"], timeout=0.2)
+
+
+def test_a_command_given_as_a_string_is_refused():
+    import pytest
+
+    from storage_core.executor import Executor
+
+    with pytest.raises(TypeError, match="argv lists, never strings"):
+        Executor().run("mount -a")

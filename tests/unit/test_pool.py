@@ -1,15 +1,16 @@
 """The warm pool on the in-memory fakes: fill by tier, claim, recover, drain."""
 
 import threading
+import time
 
 import pytest
 
-from storage_core.errors import ConfigError, InvalidInput
+from storage_core.errors import CloudError, ConfigError, FilesystemError, InvalidInput
 from storage_core.fakes import fake_volume_service
 from storage_core.host import HostIdentity
 from storage_core.models import POOL_KEY
 from storage_core.pool.ledger import CLAIMED
-from storage_core.pool.spec import NAME_PREFIX, POOL_STATE_KEY, PoolSpec
+from storage_core.pool.spec import NAME_PREFIX, POOL_KEYS, POOL_STATE_KEY, PoolSpec
 
 
 def pool(tier, **kw):
@@ -46,6 +47,10 @@ def test_fill_then_claim_by_tier(tmp_path, tier):
     fakes.cinder.calls.clear()
     vol = fakes.service.create("data", {"size": "1"})
     assert creates(fakes.cinder) == []  # claimed, not created
+    # Renamed and untagged in one call: nothing in between for a crash to leave.
+    assert [c for c in fakes.cinder.calls if c[0] in ("rename", "update_metadata", "rename_and_replace_metadata")
+            ] == [("rename_and_replace_metadata", vol.id, "data")]
+    assert fakes.cinder.volumes[vol.id].metadata == {"volume_from": "fuxi", "fstype": "ext4"}
     assert vol.name == "data" and POOL_KEY not in fakes.cinder.volumes[vol.id].metadata
     assert keeper.status()[0]["ready"] == 1
     assert [i.name for i in fakes.service.list()] == ["data"]
@@ -187,3 +192,181 @@ def test_a_drain_rests_the_refill_until_the_next_fill(tmp_path):
     keeper.fill("t4", 1)
     keeper.refill()
     assert keeper.levels(keeper.pools[0])["ready"] == 1
+
+
+# -- the claim's one call, when Cinder fails half-way through it ----------------
+
+def fail_after_the_metadata(cinder):
+    """Cinder writes a volume update's metadata, then its name: fail in between."""
+    def half_done(volume_id, name, metadata):
+        cinder.volumes[volume_id] = cinder.volumes[volume_id].__class__(
+            **{**cinder.volumes[volume_id].__dict__, "metadata": dict(metadata)})
+        raise CloudError("Cinder failed: HTTP 500")
+    cinder.rename_and_replace_metadata = half_done
+
+
+@pytest.mark.parametrize("tier", [1, 4])
+def test_a_claim_cinder_failed_half_way_puts_the_pool_tags_back(tmp_path, tier):
+    fakes, keeper = made(str(tmp_path), tier)
+    keeper.fill(f"t{tier}", 1)
+    [pooled] = pool_volumes(fakes.cinder)
+    tags = dict(pooled.metadata)
+    real = fakes.cinder.rename_and_replace_metadata
+    fail_after_the_metadata(fakes.cinder)
+    with pytest.raises(CloudError, match="HTTP 500"):
+        fakes.service.create("data", {})
+    vol = fakes.cinder.volumes[pooled.id]
+    assert vol.name == pooled.name and vol.metadata == tags  # a pool volume still, not a user's
+    assert fakes.service.list() == [] and fakes.cinder.find("data") is None
+    if tier == 4:
+        keeper.recover()  # the claim's ledger row goes back to ready
+    assert keeper.status()[0]["ready"] == 1
+    fakes.cinder.rename_and_replace_metadata = real
+    assert fakes.service.create("data", {}).id == pooled.id
+
+
+def test_recovery_retags_a_pool_volume_whose_claim_lost_its_tags_only(tmp_path):
+    fakes, keeper = made(str(tmp_path), 4)
+    keeper.fill("t4", 1)
+    [row] = keeper._ledger.all()
+    keeper._ledger.save(row.__class__(**{**row.__dict__, "phase": CLAIMED}))
+    # Cinder dropped the tags, then failed before the name, and fuxi died before it retagged.
+    fakes.cinder.update_metadata(row.volume_id, {}, list(POOL_KEYS))
+    keeper.recover()
+    assert [pv.phase for pv in keeper._ledger.all()] == ["ready"]
+    assert fakes.cinder.volumes[row.volume_id].metadata[POOL_KEY] == keeper.pools[0].key
+    assert fakes.service.list() == []
+
+
+
+@pytest.mark.parametrize("tier", [1, 4])
+def test_recovery_deletes_a_volume_a_stopped_fill_left_creating(tmp_path, tier):
+    fakes, keeper = made(str(tmp_path), tier)
+    # The process died while Cinder was still making it: in the cloud, not on record.
+    vol = fakes.cinder.add_volume(NAME_PREFIX + "lost", status="creating")
+    fakes.cinder.volumes[vol.id] = vol.__class__(**{**vol.__dict__, "metadata": {
+        **vol.metadata, POOL_KEY: keeper.pools[0].key, POOL_STATE_KEY: "filling", "fuxi_pool_host": "host-a"}})
+    keeper.recover()
+    assert ("wait_for_status", vol.id, "available") in fakes.cinder.calls
+    assert fakes.cinder.volumes == {}
+
+# -- filling side by side ---------------------------------------------------------
+
+def slow_creates(cinder, seconds, fail_on=()):
+    """Creates that take `seconds`; counts how many ran at once; the n-th (1-based) in fail_on fails."""
+    create = cinder.create
+    seen = {"now": 0, "most": 0, "started": 0}
+    lock = threading.Lock()
+
+    def slow(spec):
+        with lock:
+            seen["started"] += 1
+            number = seen["started"]
+            seen["now"] += 1
+            seen["most"] = max(seen["most"], seen["now"])
+        try:
+            time.sleep(seconds)
+            if number in fail_on:
+                raise CloudError(f"create {number} failed")
+            return create(spec)
+        finally:
+            with lock:
+                seen["now"] -= 1
+
+    cinder.create = slow
+    return seen
+
+
+@pytest.mark.parametrize("tier", [1, 4])
+def test_a_fill_round_makes_batch_volumes_at_once(tmp_path, tier):
+    fakes = fake_volume_service(str(tmp_path), pools=[pool(tier, min_ready=3, max_volumes=5, batch=3)])
+    keeper = fakes.service.pools
+    seen = slow_creates(fakes.cinder, 0.3)
+    keeper.refill()  # one round: min(missing 3, batch 3)
+    assert keeper.status()[0]["batch"] == 3  # for `fuxi pool fill`, which asks a round at a time
+    assert seen["most"] == 3 and keeper.levels(keeper.pools[0]) == {"ready": 3, "filling": 0}
+    progress = []
+    assert len(keeper.fill(progress=lambda name, n: progress.append((name, n)))) == 2  # up to max
+    assert progress == [(f"t{tier}", 2)] and len(pool_volumes(fakes.cinder)) == 5
+    assert len({v.name for v in pool_volumes(fakes.cinder)}) == 5
+
+
+def test_fills_side_by_side_never_pass_max(tmp_path):
+    fakes = fake_volume_service(str(tmp_path), pools=[pool(4, min_ready=2, max_volumes=5, batch=2)])
+    keeper = fakes.service.pools
+    slow_creates(fakes.cinder, 0.05)
+    errors = []
+
+    def run(fn):
+        try:
+            fn()
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(fn,)) for fn in (keeper.fill, keeper.fill, keeper.refill,
+                                                                     lambda: keeper.fill("t4", 3))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(creates(fakes.cinder)) == 5 and len(pool_volumes(fakes.cinder)) == 5
+    assert [pv.phase for pv in keeper._ledger.all()] == ["ready"] * 5
+
+
+def test_one_failure_in_a_round_keeps_the_others(tmp_path):
+    fakes = fake_volume_service(str(tmp_path), pools=[pool(4, min_ready=0, max_volumes=4, batch=3)])
+    keeper = fakes.service.pools
+    slow_creates(fakes.cinder, 0.05, fail_on=(2,))
+    with pytest.raises(CloudError, match="create 2 failed"):
+        keeper.fill()
+    # The round's other two are ready and on record; the failed one left nothing; no next round.
+    assert [pv.phase for pv in keeper._ledger.all()] == ["ready", "ready"]
+    assert len(pool_volumes(fakes.cinder)) == 2 and len(fakes.filesystems.mounted) == 2
+    # A volume that fails after its create is undone, its round-mates kept.
+    create, mount = fakes.cinder.create, fakes.filesystems.mount
+    failing = {}
+
+    def create_and_pick(spec):
+        vol = create(spec)
+        failing.setdefault("device", f"/dev/fake-{vol.id[:8]}")  # the first of the round
+        return vol
+
+    def mount_or_fail(device, mountpoint, fstype):
+        if device == failing["device"]:
+            raise FilesystemError("fake mount failed")
+        mount(device, mountpoint, fstype)
+
+    fakes.cinder.create, fakes.filesystems.mount = create_and_pick, mount_or_fail
+    with pytest.raises(FilesystemError, match="fake mount failed"):
+        keeper.fill()
+    assert [pv.phase for pv in keeper._ledger.all()] == ["ready"] * 3
+    assert len(pool_volumes(fakes.cinder)) == 3 and len(fakes.filesystems.mounted) == 3
+
+
+def test_stop_lets_the_round_under_way_finish_and_starts_no_other(tmp_path):
+    fakes = fake_volume_service(str(tmp_path), pools=[pool(4, min_ready=0, max_volumes=6, batch=2)])
+    keeper = fakes.service.pools
+    seen = slow_creates(fakes.cinder, 0.3)
+    made_ = []
+    filler = threading.Thread(target=lambda: made_.extend(keeper.fill()))
+    filler.start()
+    while seen["started"] < 2:
+        time.sleep(0.01)
+    keeper.stop()
+    filler.join(5)
+    assert not filler.is_alive() and len(made_) == 2
+    assert [pv.phase for pv in keeper._ledger.all()] == ["ready", "ready"]
+
+
+def test_a_drain_waits_for_the_round_under_way(tmp_path):
+    fakes = fake_volume_service(str(tmp_path), pools=[pool(4, min_ready=0, max_volumes=2, batch=2)])
+    keeper = fakes.service.pools
+    seen = slow_creates(fakes.cinder, 0.3)
+    filler = threading.Thread(target=keeper.fill)
+    filler.start()
+    while seen["started"] < 2:
+        time.sleep(0.01)
+    assert len(keeper.drain()) == 2  # both, once made: none pulled from under its fill
+    filler.join(5)
+    assert fakes.cinder.volumes == {} and keeper._ledger.all() == [] and fakes.filesystems.mounted == {}

@@ -1,7 +1,10 @@
+from datetime import timedelta
+
 import pytest
 
 from storage_core.errors import AttachError, Conflict, FilesystemError, InvalidInput, NotFound, NotOwned
-from storage_core.fakes import fake_volume_service
+from storage_core.fakes import FakeCinder, fake_volume_service
+from storage_core.models import HOLDER_PREFIX, CloudAttachment, CloudVolume
 
 
 @pytest.fixture
@@ -156,3 +159,117 @@ def test_get_writes_no_local_state(parts, monkeypatch):
     service.get("v1")
     with pytest.raises(NotFound):
         service.get("missing")
+
+
+# -- two hosts on one cloud ----------------------------------------------------
+
+
+class RacingCinder(FakeCinder):
+    """Another host creates the same name while ours is created, `offset` earlier or later."""
+
+    def __init__(self, offset):
+        super().__init__()
+        self.offset = offset
+        self.theirs = None
+
+    def create(self, spec):
+        ours = super().create(spec)
+        theirs = self.add_volume(spec.name, spec.size_gb, fstype=spec.fstype)
+        self.volumes[theirs.id] = self.theirs = CloudVolume(
+            **{**theirs.__dict__, "created_at": ours.created_at + self.offset})
+        return ours
+
+
+def test_a_create_racing_another_hosts_gives_way_to_the_older_volume(tmp_path):
+    cloud = RacingCinder(offset=-timedelta(seconds=1))
+    service = fake_volume_service(str(tmp_path), cinder=cloud).service
+    vol = service.create("v1", {})
+    assert vol.id == cloud.theirs.id and list(cloud.volumes) == [cloud.theirs.id]
+    assert service.get("v1").status["volume_id"] == cloud.theirs.id
+
+
+def test_an_older_namesake_that_differs_is_refused_and_ours_still_goes(tmp_path):
+    cloud = RacingCinder(offset=-timedelta(seconds=1))
+    service = fake_volume_service(str(tmp_path), cinder=cloud).service
+    racing_create = cloud.create
+
+    def create(spec):
+        ours = racing_create(spec)
+        cloud.volumes[cloud.theirs.id] = CloudVolume(**{**cloud.theirs.__dict__, "size_gb": 3})
+        return ours
+
+    cloud.create = create
+    with pytest.raises(Conflict, match=r"size 3 GiB \(asked 2\)"):
+        service.create("v1", {"size": "2"})
+    assert list(cloud.volumes) == [cloud.theirs.id]
+
+
+def test_a_create_racing_a_younger_namesake_keeps_its_own(tmp_path):
+    cloud = RacingCinder(offset=timedelta(seconds=1))
+    service = fake_volume_service(str(tmp_path), cinder=cloud).service
+    vol = service.create("v1", {})
+    # Ours stays; the other host, seeing ours older, removes its own.
+    assert vol.id != cloud.theirs.id and vol.id in cloud.volumes
+
+
+def test_a_create_seeing_no_namesake_makes_one_extra_lookup(parts):
+    service, cloud, _, _ = parts
+    service.create("v1", {})
+    assert [c[0] for c in cloud.calls] == ["find", "create", "named"]
+
+
+def test_the_refusal_names_the_host_holding_the_volume(parts):
+    service, cloud, _, _ = parts
+    vol = service.create("v1", {})
+    # As Cinder shows a bare-metal attachment of another fuxi host to a non-admin:
+    # no host_name, the attachment owner's UUID, the holder in the device.
+    held = CloudAttachment("att-b", None, "5e1c6f5a-0000-5000-8000-000000000000", HOLDER_PREFIX + "host-b")
+    cloud.volumes[vol.id] = CloudVolume(**{**vol.__dict__, "status": "in-use", "attachments": (held,)})
+    with pytest.raises(Conflict, match=r"is in-use \(attached to host-b\)"):
+        service.mount("v1", "a")
+    with pytest.raises(Conflict, match="attached to host-b; unmount it there"):
+        service.remove("v1")
+    assert vol.id in cloud.volumes
+    # A Nova attachment names the server; one with nothing to go by, itself.
+    for attachment, shown in ((CloudAttachment("att-n", None, "server-1", "/dev/vdb"), "server-1"),
+                              (CloudAttachment("att-x"), "attachment att-x")):
+        cloud.volumes[vol.id] = CloudVolume(**{**vol.__dict__, "status": "in-use", "attachments": (attachment,)})
+        with pytest.raises(Conflict, match=f"attached to {shown}"):
+            service.remove("v1")
+
+
+class DeletingElsewhereCinder(FakeCinder):
+    """Another host's Remove of the same volume is under way: Cinder refuses ours."""
+
+    def delete(self, volume):
+        self.calls.append(("delete", volume.id))
+        self.volumes[volume.id] = CloudVolume(**{**self.volumes[volume.id].__dict__, "status": "deleting"})
+        raise Conflict(f"Cinder refused to delete volume {volume.id}: status must be available")
+
+    def wait_gone(self, volume_id, timeout):
+        self.calls.append(("wait_gone", volume_id))
+        self.volumes.pop(volume_id)
+
+
+def test_remove_of_a_volume_another_host_is_deleting_succeeds_once_it_is_gone(tmp_path):
+    cloud = DeletingElsewhereCinder()
+    service = fake_volume_service(str(tmp_path), cinder=cloud).service
+    vol = service.create("v1", {})
+    service.remove("v1")
+    assert cloud.volumes == {} and ("wait_gone", vol.id) in cloud.calls
+    with pytest.raises(NotFound):
+        service.get("v1")
+
+
+def test_remove_refused_for_another_reason_is_still_refused(tmp_path):
+    cloud = FakeCinder()
+    service = fake_volume_service(str(tmp_path), cinder=cloud).service
+    vol = service.create("v1", {})
+
+    def refuse(volume):
+        raise Conflict("Cinder refused to delete volume: it has snapshots")
+
+    cloud.delete = refuse
+    with pytest.raises(Conflict, match="has snapshots"):
+        service.remove("v1")
+    assert vol.id in cloud.volumes

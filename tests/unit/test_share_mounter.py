@@ -107,3 +107,10 @@ def test_cephfs_kernel_client_gets_a_secret_file_not_the_key(tmp_path):
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
     m.forget_key("rule-2")
     assert not os.path.exists(secret)
+
+
+@pytest.mark.parametrize("export", ["-o remount", "--help", "", "host:/vol\nx", "host:/v\x00"])
+def test_an_export_path_that_could_pass_for_an_option_is_refused(tmp_path, export):
+    mounter = ShareMounter(RecordingExecutor(), None, keyring_dir=str(tmp_path))
+    with pytest.raises(InvalidInput, match="will not pass to mount"):
+        mounter._argv("GLUSTERFS", export, str(tmp_path / "m"), None)
