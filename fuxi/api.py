@@ -7,11 +7,23 @@ import json
 from flask import Blueprint, Response, request
 
 from fuxi.errors import BadRequest
+from storage_core.waits import deadline
 
 # dockerd sends this Accept type and reads any JSON back.
 PLUGIN_CONTENT_TYPE = "application/vnd.docker.plugins.v1+json"
 
 blueprint = Blueprint("docker_volume_plugin", __name__)
+
+# dockerd gives up on Create and Mount after 120 s and on every other call after
+# 60 s; fuxi's steps stop a little earlier, so the answer is fuxi's clear error,
+# not dockerd's timeout. A step cut short leaves its journal record, and the
+# next call of the volume (or the next start) finishes it.
+LONG_CALL_SECONDS = 115
+CALL_SECONDS = 55
+
+
+def _within_docker_deadline(call, name, seconds=CALL_SECONDS):
+    return deadline(seconds, f"Docker's {call} of volume {name!r}")
 
 
 def reply(body: dict, status: int = 200) -> Response:
@@ -86,27 +98,34 @@ def create():
     opts = body.get("Opts")
     if opts is not None and not isinstance(opts, dict):
         raise BadRequest(f'"Opts" must be a JSON object of strings, not {type(opts).__name__}')
-    _service().create(name, opts or {})
+    with _within_docker_deadline("Create", name, LONG_CALL_SECONDS):
+        _service().create(name, opts or {})
     return reply({"Err": ""})
 
 
 @blueprint.post("/VolumeDriver.Remove")
 def remove():
-    _service().remove(_name(_body()))
+    name = _name(_body())
+    with _within_docker_deadline("Remove", name):
+        _service().remove(name)
     return reply({"Err": ""})
 
 
 @blueprint.post("/VolumeDriver.Mount")
 def mount():
     body = _body()
-    mountpoint = _service().mount(_name(body), _caller_id(body))
+    name = _name(body)
+    with _within_docker_deadline("Mount", name, LONG_CALL_SECONDS):
+        mountpoint = _service().mount(name, _caller_id(body))
     return reply({"Mountpoint": mountpoint, "Err": ""})
 
 
 @blueprint.post("/VolumeDriver.Unmount")
 def unmount():
     body = _body()
-    _service().unmount(_name(body), _caller_id(body))
+    name = _name(body)
+    with _within_docker_deadline("Unmount", name):
+        _service().unmount(name, _caller_id(body))
     return reply({"Err": ""})
 
 

@@ -132,3 +132,43 @@ def test_every_method_but_post_gets_a_json_405(client, method):
     resp = client.open("/VolumeDriver.Create", method=method, data=b"{}", headers=DOCKER_HEADERS)
     assert resp.status_code == 405 and "POST" in json.loads(resp.data)["Err"]
     assert client.cloud.volumes == {}
+
+
+class DeadlineRecorder:
+    """A service that notes how long each call was given."""
+
+    def __init__(self):
+        self.given = {}
+
+    def _note(self, call):
+        from storage_core.waits import current_deadline
+
+        limit = current_deadline()
+        self.given[call] = (round(limit.time_left()), limit.what) if limit else None
+
+    def create(self, name, opts):
+        self._note("create")
+
+    def mount(self, name, caller):
+        self._note("mount")
+        return "/m"
+
+    def unmount(self, name, caller):
+        self._note("unmount")
+
+    def remove(self, name):
+        self._note("remove")
+
+
+def test_each_call_runs_inside_dockers_deadline(tmp_path):
+    service = DeadlineRecorder()
+    app = create_app(service)
+    c = app.test_client()
+    for method in ("Create", "Mount", "Unmount", "Remove"):
+        assert call(c, f"VolumeDriver.{method}", {"Name": "v", "ID": "c"})[0] == 200
+    assert service.given == {
+        "create": (115, "Docker's Create of volume 'v'"),
+        "mount": (115, "Docker's Mount of volume 'v'"),
+        "unmount": (55, "Docker's Unmount of volume 'v'"),
+        "remove": (55, "Docker's Remove of volume 'v'"),
+    }
