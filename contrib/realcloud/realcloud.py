@@ -717,6 +717,12 @@ def _cinder_conf(paths, ports, pw, keystone_url):
             'resource_query_filters_file': os.path.join(
                 paths.venv['cinder'], 'etc', 'cinder',
                 'resource_filters.json'),
+            # Cinder's defaults (10 volumes, 1,000 GB per project) are a
+            # production cloud's guard; tests racing dozens of creates on two
+            # hosts would hit them.
+            'quota_volumes': '1000',
+            'quota_gigabytes': '100000',
+            'quota_snapshots': '1000',
             'enabled_backends': BACKEND,
             'default_volume_type': BACKEND,
             'report_interval': '5',
