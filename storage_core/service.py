@@ -10,6 +10,7 @@ mount and taken off at its last unmount; what is not ours is never touched.
 
 import logging
 import os
+import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +30,8 @@ LOG = logging.getLogger(__name__)
 # A counted mount is judged stale only this long after it was counted: the
 # caller's bind mount (a container starting) follows the Mount's answer.
 STALE_MOUNT_GRACE = 60.0
+# Creates of one name racing on several hosts: how often a tie is tried again.
+_SETTLE_ATTEMPTS = 3
 
 
 def _not_owned(kind, vol, doing: str) -> NotOwned:
@@ -175,9 +178,7 @@ class VolumeService:
         with self._lock(name):
             existing_kind, existing = self._locate(name)
             if existing is None:
-                vol = kind.create(spec, self.mountpoint_for(name), self._state.save_host_volume)
-                crash_point("create.sent")
-                vol = self._settle_namesakes(kind, vol, spec)
+                vol = self._create_settled(kind, spec)
             elif not existing.owned:
                 raise _not_owned(existing_kind, existing, "reuse")
             elif existing_kind is not kind:
@@ -190,32 +191,40 @@ class VolumeService:
             self._remember(kind.name, vol)
             return vol
 
-    def _settle_namesakes(self, kind, vol, spec):
-        """Hosts share no lock, so two may create `name` at once. Each creator
-        lists the name again after its create: of the volumes called `name`
-        the oldest (created_at, then id) stays; the host that made any other
-        removes its own and answers with the oldest. A creator that sees no
-        other keeps its own: a volume its listing missed was created after it,
-        so that volume's maker sees both and gives way. (Where Cinder stores
-        created_at to the second, a tie goes to the lower id; if the creator
-        holding the higher one listed before the other's create, both stay,
-        and `find` then refuses the name, naming both volumes.)"""
-        namesakes = getattr(kind, "namesakes", None)
-        others = namesakes(vol) if namesakes is not None else []
-        if not others:
-            return vol
-        oldest = min([vol, *others], key=_age)
-        if oldest.id == vol.id:
-            LOG.warning("%s %s: another host made %s at the same time; ours (%s) is older and stays",
-                        kind.noun, spec.name, ", ".join(o.id for o in others), vol.id)
-            return vol
-        LOG.warning("%s %s: another host made %s (%s) first; removing ours (%s)",
-                    kind.noun, spec.name, kind.noun, oldest.id, vol.id)
-        hv = self._state.host_volume(spec.name)
-        if hv is not None and hv.volume_id == vol.id:
-            self._teardown(hv)  # a tier 3/4 pool volume comes mounted here
-        kind.delete(vol)
-        return kind.same_or_conflict(oldest, spec)
+    def _create_settled(self, kind, spec):
+        """Create `spec`, then settle with any other host that created the same
+        name at the same time (hosts share no lock): of the volumes called the
+        name, one stays.
+
+        Each creator lists the name again after its create and gives way (removes
+        its own, answers with the other) to a namesake created no later than its
+        own. A strictly younger namesake's maker sees ours and gives way itself;
+        of two that listed before the other's create, the later one sees the
+        earlier. A tie (Cinder on MySQL keeps created_at to the second) makes
+        both give way when both see each other: nothing is left, so each tries
+        again after a random pause, which breaks the tie.
+        """
+        for attempt in range(_SETTLE_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0.5, 1.5))
+            vol = kind.create(spec, self.mountpoint_for(spec.name), self._state.save_host_volume)
+            crash_point("create.sent")
+            namesakes = getattr(kind, "namesakes", None)
+            first = [o for o in (namesakes(vol) if namesakes is not None else []) if not _younger(o, vol)]
+            if not first:
+                return vol
+            LOG.warning("%s %s: another host made %s at the same time; removing ours (%s)",
+                        kind.noun, spec.name, ", ".join(o.id for o in first), vol.id)
+            hv = self._state.host_volume(spec.name)
+            if hv is not None and hv.volume_id == vol.id:
+                self._teardown(hv)  # a tier 3/4 pool volume comes mounted here
+            kind.delete(vol)
+            remaining = namesakes(vol)
+            if remaining:
+                return kind.same_or_conflict(min(remaining, key=_age), spec)
+            LOG.warning("%s %s: the other host gave way too; creating it again", kind.noun, spec.name)
+        raise Conflict(f"{kind.noun} {spec.name!r}: other hosts kept creating the same name at the same "
+                       f"time; {_SETTLE_ATTEMPTS} tries did not settle it; try again")
 
     def remove(self, name) -> None:
         validate_volume_name(name)
@@ -430,6 +439,13 @@ class VolumeService:
                 "mounts": mounts,
             },
         )
+
+
+def _younger(vol, than) -> bool:
+    """True when `vol` was created strictly after `than` (unknown times count as newest)."""
+    if vol.created_at is None or than.created_at is None:
+        return vol.created_at is None and than.created_at is not None
+    return vol.created_at > than.created_at
 
 
 def _age(vol):

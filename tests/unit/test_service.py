@@ -273,3 +273,37 @@ def test_remove_refused_for_another_reason_is_still_refused(tmp_path):
     with pytest.raises(Conflict, match="has snapshots"):
         service.remove("v1")
     assert vol.id in cloud.volumes
+
+
+def test_a_tie_to_the_second_gives_way_to_the_other_host(tmp_path):
+    cloud = RacingCinder(offset=timedelta(0))
+    service = fake_volume_service(str(tmp_path), cinder=cloud).service
+    vol = service.create("v1", {})
+    assert vol.id == cloud.theirs.id and list(cloud.volumes) == [cloud.theirs.id]
+
+
+class BothGiveWay(RacingCinder):
+    """The other host saw ours too and gave way at the same moment, once."""
+
+    def __init__(self):
+        super().__init__(offset=timedelta(0))
+        self.races = 1
+
+    def create(self, spec):
+        if not self.races:
+            return FakeCinder.create(self, spec)
+        self.races -= 1
+        return super().create(spec)
+
+    def delete(self, volume):
+        super().delete(volume)
+        if self.theirs is not None and self.theirs.id in self.volumes:
+            self.volumes.pop(self.theirs.id)  # theirs goes as well
+
+
+def test_when_both_hosts_give_way_the_create_is_tried_again(tmp_path, monkeypatch):
+    monkeypatch.setattr("storage_core.service.time.sleep", lambda s: None)
+    cloud = BothGiveWay()
+    service = fake_volume_service(str(tmp_path), cinder=cloud).service
+    vol = service.create("v1", {})
+    assert list(cloud.volumes) == [vol.id] and vol.id != cloud.theirs.id
