@@ -16,7 +16,10 @@ CLOUD_KINDS = ("devcloud", "realcloud")  # devcloud-nova: one emulated instance,
 
 
 def host_options(name, number):
-    return {"host_name": name, "host_ip": f"192.0.2.{number}"}
+    # Two dozen creates at once reach the real Cinder of the test stack (one API
+    # process on a 2-core machine shared with the suite) faster than it answers
+    # within the default 10 s per request; a production cloud is not that slow.
+    return {"host_name": name, "host_ip": f"192.0.2.{number}", "cloud_timeout": 25, "cloud_retries": 1}
 
 
 def two_hosts(plugin_factory, tmp_path, pools_text=""):
