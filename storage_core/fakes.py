@@ -115,6 +115,8 @@ class FakeCinder:
         return vol
 
     def rename(self, volume_id, name):
+        """For tests: what another host's half-done claim leaves (fuxi itself renames
+        only through rename_and_replace_metadata)."""
         self.calls.append(("rename", volume_id, name))
         self.volumes[volume_id] = _replace(self.get(volume_id), name=name)
 

@@ -22,9 +22,9 @@ def _device_of(path) -> str | None:
     return f"{os.major(dev)}:{os.minor(dev)}"
 
 
-def _namespace(pid) -> str | None:
+def _namespace(proc_root, pid) -> str | None:
     try:
-        return os.readlink(f"/proc/{pid}/ns/mnt")
+        return os.readlink(f"{proc_root}/{pid}/ns/mnt")
     except OSError:
         return None
 
@@ -40,7 +40,7 @@ class MountUsers:
         device = _device_of(mountpoint)
         if device is None:
             return True
-        own = _namespace("self")
+        own = _namespace(self._proc, "self")
         if own is None:
             return True
         seen = {own}
@@ -49,7 +49,7 @@ class MountUsers:
         except OSError:
             return True
         for pid in pids:
-            namespace = _namespace(pid)
+            namespace = _namespace(self._proc, pid)
             if namespace is None or namespace in seen:
                 continue
             seen.add(namespace)

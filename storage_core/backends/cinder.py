@@ -251,17 +251,6 @@ class CinderBackend:
 
         wait_until(check, timeout, f"volume {volume_id} to be deleted", self._clock)
 
-    def rename(self, volume_id, name) -> None:
-        """Give the volume a new name (PUT /volumes/{id}); Cinder allows it in any
-        status but maintenance, ``reserved`` and ``in-use`` included."""
-        with _translate_errors(f"renaming volume {volume_id} to {name!r}"):
-            try:
-                self._bs.update_volume(volume_id, name=name)
-            except sdk_exceptions.BadRequestException as exc:
-                raise Conflict(
-                    f"Cinder refused to rename volume {volume_id} to {name!r}: {_detail(exc)}"
-                ) from exc
-
     def rename_and_replace_metadata(self, volume_id, name, metadata: dict) -> CloudVolume:
         """Rename the volume and replace its whole metadata with `metadata`, in one
         request (PUT /volumes/{id} with ``name`` and ``metadata``): keys left out go.

@@ -52,6 +52,15 @@ def drain_for_good(plugin):
     return out
 
 
+def claim_mount_and_remove(plugin, name):
+    """A Create that a ready pool volume serves, mounted, unmounted and removed."""
+    ok(plugin.call("VolumeDriver.Create", {"Name": name, "Opts": {}}))
+    path = ok(plugin.call("VolumeDriver.Mount", {"Name": name, "ID": "c"}))["Mountpoint"]
+    assert os.path.ismount(path)
+    ok(plugin.call("VolumeDriver.Unmount", {"Name": name, "ID": "c"}))
+    ok(plugin.call("VolumeDriver.Remove", {"Name": name}))
+
+
 def pool_volumes(cloud):
     return [v for v in cloud.sdk.block_storage.volumes(details=True) if POOL_KEY in (v.metadata or {})]
 
@@ -93,11 +102,7 @@ def test_pool_volumes_survive_kill_9_and_unfinished_ones_are_undone(cloud, plugi
     plugin.process.wait()
     plugin.start()
     assert status(plugin)["warm"]["ready"] == 2  # found again, staging mounts intact
-    ok(plugin.call("VolumeDriver.Create", {"Name": "after", "Opts": {}}))
-    path = ok(plugin.call("VolumeDriver.Mount", {"Name": "after", "ID": "c"}))["Mountpoint"]
-    assert os.path.ismount(path)
-    ok(plugin.call("VolumeDriver.Unmount", {"Name": "after", "ID": "c"}))
-    ok(plugin.call("VolumeDriver.Remove", {"Name": "after"}))
+    claim_mount_and_remove(plugin, "after")
     drain_for_good(plugin)
     assert pool_volumes(cloud) == []
 
@@ -183,11 +188,7 @@ def test_kill_9_in_the_middle_of_a_fill_round_is_mended_at_start(cloud, plugin_f
     ready = status(plugin)["warm"]["ready"]
     assert len(staged_devices(plugin)) == ready
     if ready:
-        ok(plugin.call("VolumeDriver.Create", {"Name": "after", "Opts": {}}))
-        path = ok(plugin.call("VolumeDriver.Mount", {"Name": "after", "ID": "c"}))["Mountpoint"]
-        assert os.path.ismount(path)
-        ok(plugin.call("VolumeDriver.Unmount", {"Name": "after", "ID": "c"}))
-        ok(plugin.call("VolumeDriver.Remove", {"Name": "after"}))
+        claim_mount_and_remove(plugin, "after")
     drain_for_good(plugin)
     assert pool_volumes(cloud) == [] and mounted_under(plugin.workdir) == []
 

@@ -200,24 +200,7 @@ def test_release_makes_the_volume_available_and_ignores_missing_reservations(par
     assert stub.calls[-1] == ("delete_attachment", attachment_id, True)
 
 
-# -- rename / update_metadata -----------------------------------------------
-
-def test_rename_puts_the_new_name(parts):
-    backend, stub = parts
-    vol = stub.add("fuxi-pool-1", status="reserved")
-    assert backend.rename(vol.id, "docker-name") is None
-    assert stub.calls == [("update_volume", vol.id, {"name": "docker-name"})]
-    assert backend.get(vol.id).name == "docker-name"
-
-
-def test_rename_refused_is_a_conflict_and_missing_is_not_found(parts):
-    backend, stub = parts
-    vol = stub.add("v")
-    with pytest.raises(Conflict, match=f"refused to rename volume {vol.id}.*more than 255"):
-        backend.rename(vol.id, "x" * 256)
-    with pytest.raises(NotFound):
-        backend.rename(str(uuid.uuid4()), "n")
-
+# -- rename_and_replace_metadata / update_metadata -----------------------------------------------
 
 def test_rename_and_replace_metadata_is_one_volume_update(parts):
     backend, stub = parts
