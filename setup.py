@@ -19,9 +19,13 @@ setup(
         "requests>=2.31",
         "requests-unixsocket>=0.3",
         "PyYAML>=6.0",
+        # fuxi's /metrics (metrics_listen); storage_core does not need it.
+        "prometheus-client>=0.17",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "cryptography>=41"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "cryptography>=41",
+                 # tests/functional/test_packaging.py builds the wheel offline (setuptools < 70.1 needs it).
+                 "wheel>=0.40"],
         # The plot of benchmarks/seed_steps.py.
         "bench": ["matplotlib>=3.7"],
     },
@@ -33,7 +37,8 @@ setup(
         ],
     },
     data_files=[
-        ("share/fuxi/systemd", ["systemd/fuxi.service"]),
+        ("share/fuxi/systemd", ["systemd/fuxi.service", "systemd/fuxi.socket"]),
         ("share/fuxi/etc", ["etc/fuxi.conf.sample", "etc/clouds.yaml.sample"]),
+        ("share/doc/fuxi", ["README.md"]),
     ],
 )

@@ -1,17 +1,39 @@
 """fuxi's own calls next to Docker's on the plugin socket, for the `fuxi` CLI:
-the warm pools' levels, fill and drain. Same socket, same permissions (root and
-group docker), JSON in and out, errors as {"Err": ...}."""
+the volumes as this host sees them, one volume in detail, how the server is set
+up, and the warm pools' levels, fill and drain. Same socket, same permissions
+(root and group docker), JSON in and out, errors as {"Err": ...}.
+
+    POST /fuxi/volumes          {}                -> {"Volumes": [VOLUME, ...]}
+    POST /fuxi/volumes/inspect  {"Name": NAME}    -> {"Volume": VOLUME + details}
+    POST /fuxi/server           {}                -> {"Server": {...}}
+    POST /fuxi/pool/status      {}                -> {"Pools": [...]}
+    POST /fuxi/pool/fill        {"Pool"?, "Count"?} -> {"Made": [volume id, ...]}
+    POST /fuxi/pool/drain       {"Pool"?}         -> {"Deleted": [volume id, ...]}
+
+A VOLUME is what Docker's /VolumeDriver.Get answers (Name, Mountpoint, CreatedAt,
+Status), so `fuxi volumes` and `docker volume inspect` never disagree.
+"""
+
+import os
 
 from flask import Blueprint, current_app
 
-from fuxi.api import _body, reply
+from fuxi.api import _body, _name, _rfc3339, reply
 from fuxi.errors import BadRequest
+from storage_core.waits import deadline
 
 blueprint = Blueprint("fuxi_admin", __name__)
 
+# An inspect reads the volume from the cloud: bounded like Docker's short calls.
+INSPECT_SECONDS = 55
+
+
+def _service():
+    return current_app.extensions["fuxi.volume_service"]
+
 
 def _keeper():
-    keeper = current_app.extensions["fuxi.volume_service"].pools
+    keeper = _service().pools
     if keeper is None:
         raise BadRequest("no warm pool is configured; add a [pool:NAME] section to fuxi.conf")
     return keeper
@@ -24,6 +46,46 @@ def _pool_and_count(body):
     if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
         raise BadRequest('"Count" must be a whole number of at least 1')
     return pool, count
+
+
+def _volume(info) -> dict:
+    return {
+        "Name": info.name,
+        "Mountpoint": info.mountpoint or "",
+        "CreatedAt": _rfc3339(info.created_at),
+        "Status": dict(info.status),
+    }
+
+
+@blueprint.post("/fuxi/volumes")
+def volumes():
+    _body()
+    return reply({"Volumes": [_volume(info) for info in _service().list()], "Err": ""})
+
+
+@blueprint.post("/fuxi/volumes/inspect")
+def inspect():
+    name = _name(_body())
+    with deadline(INSPECT_SECONDS, f"fuxi inspect of volume {name!r}"):
+        details = _service().describe(name)
+    return reply({
+        "Volume": {
+            **_volume(details.info),
+            "VolumeId": details.volume_id,
+            "Metadata": dict(details.metadata),
+            "CloudAttachments": list(details.cloud_attachments),
+            "Host": details.host,
+            "MountCallers": dict(details.mount_callers),
+        },
+        "Err": "",
+    })
+
+
+@blueprint.post("/fuxi/server")
+def server():
+    _body()
+    # The worker's pid: the process that holds the mounts and answers the calls.
+    return reply({"Server": {"pid": os.getpid(), **_service().summary()}, "Err": ""})
 
 
 @blueprint.post("/fuxi/pool/status")

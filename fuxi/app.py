@@ -1,18 +1,16 @@
 """The Flask application factory: no state at import time, the service is injected."""
 
-import logging
-
-from flask import Flask, request
+from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from fuxi import admin
+from fuxi import admin, call_log
 from fuxi.api import blueprint, reply
 from fuxi.errors import error_response
 
-LOG = logging.getLogger(__name__)
 
-
-def create_app(service) -> Flask:
+def create_app(service, metrics=None) -> Flask:
+    """The plugin's app on `service`; `metrics` (fuxi.metrics.PluginMetrics), if
+    given, counts and times its calls."""
     app = Flask("fuxi")
     # Plugin calls are POSTs only: no automatic OPTIONS answer (an empty 200 that
     # is not the protocol's JSON); OPTIONS gets the 405 of any other method.
@@ -20,11 +18,13 @@ def create_app(service) -> Flask:
     app.extensions["fuxi.volume_service"] = service
     app.register_blueprint(blueprint)
     app.register_blueprint(admin.blueprint)
+    # One line per call, each under its own request id (the error's text included).
+    call_log.install(app, metrics)
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
         if exc.code == 404:
-            message = "unknown call; fuxi serves /Plugin.Activate, /VolumeDriver.* and /fuxi/pool/*"
+            message = "unknown call; fuxi serves /Plugin.Activate, /VolumeDriver.* and /fuxi/*"
         elif exc.code == 405:
             message = "plugin calls must be POST requests"
         else:
@@ -33,8 +33,8 @@ def create_app(service) -> Flask:
 
     @app.errorhandler(Exception)
     def any_error(exc):
+        # The call's line (fuxi.call_log) says the status and the Err.
         body, status = error_response(exc)
-        LOG.warning("%s answered %s: %s", request.path, status, body["Err"])
         return reply(body, status)
 
     return app

@@ -1,119 +1,237 @@
-"""`fuxi`: talk to the running fuxi-server over its socket.
+"""`fuxi`: talk to the running fuxi-server over its socket, and check the set-up.
 
-    fuxi pool status [--json]
-    fuxi pool fill [--pool NAME] [--count N]
-    fuxi pool drain [--pool NAME]
+    fuxi volumes                      every volume: backend, size, attach state, mounts, pool
+    fuxi inspect NAME                 one volume in detail (read afresh from the cloud)
+    fuxi pool status|fill|drain       the warm pools (when fuxi.conf has any)
+    fuxi doctor                       config, cloud, host, socket and dockerd, each OK or a fix
+
+Tables for people by default; --json for scripts (before or after the command).
+--socket PATH picks the server; --config-file FILE reads the socket (and, for
+doctor, everything else) from fuxi-server's config file.
 """
 
 import argparse
 import json
+import logging
+import os
 import sys
-import urllib.parse
+import warnings
 
-import requests_unixsocket
-
-DEFAULT_SOCKET = "/run/docker/plugins/fuxi.sock"
-# A fill makes, formats, attaches and mounts a volume: well under Docker's 120 s.
-CALL_TIMEOUT = 300
+from fuxi import cli_output
+from fuxi.plugin_client import DEFAULT_SOCKET, CLIError, Plugin
 
 
-class CLIError(Exception):
-    pass
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
 
 
-class Plugin:
-    def __init__(self, socket):
-        self.base = "http+unix://" + urllib.parse.quote(socket, safe="")
-        self.socket = socket
-        self.session = requests_unixsocket.Session()
+# -- volumes ------------------------------------------------------------------------
 
-    def call(self, path, body=None):
-        try:
-            resp = self.session.post(f"{self.base}{path}", data=json.dumps(body or {}), timeout=CALL_TIMEOUT)
-        except OSError as exc:  # requests' connection errors are OSErrors
-            raise CLIError(f"cannot reach fuxi-server on {self.socket}: {exc}; is it running?") from None
-        try:
-            answer = resp.json()
-        except ValueError:
-            raise CLIError(f"{path}: fuxi-server answered HTTP {resp.status_code} without JSON") from None
-        if answer.get("Err"):
-            raise CLIError(answer["Err"])
-        return answer
-
-
-def _table(rows, columns):
-    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
-    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths))]
-    lines += ["  ".join(str(r[c]).ljust(w) for c, w in zip(columns, widths)) for r in rows]
-    return "\n".join(lines)
-
-
-def pool_status(plugin, args):
-    pools = plugin.call("/fuxi/pool/status")["Pools"]
+def volumes(plugin, args) -> int:
+    records = [cli_output.volume_record(v) for v in plugin.call("/fuxi/volumes")["Volumes"]]
     if args.json:
-        print(json.dumps(pools, indent=2))
+        _print_json(sorted(records, key=lambda r: r["name"]))
+    else:
+        print(cli_output.volumes_table(records))
+    return 0
+
+
+def inspect(plugin, args) -> int:
+    volume = plugin.call("/fuxi/volumes/inspect", {"Name": args.name})["Volume"]
+    if args.json:
+        _print_json(volume)
+    else:
+        print(cli_output.inspect_text(volume))
+    return 0
+
+
+# -- pools --------------------------------------------------------------------------
+
+POOL_COLUMNS = ("pool", "tier", "size_gb", "fstype", "ready", "filling", "min_ready", "max")
+
+
+def _pools(plugin, only=None) -> list[dict]:
+    pools = plugin.call("/fuxi/pool/status")["Pools"]
+    if only is not None and not any(p["pool"] == only for p in pools):
+        raise CLIError(f"no pool named {only!r}; pools: {', '.join(p['pool'] for p in pools) or 'none'}")
+    return [p for p in pools if only is None or p["pool"] == only]
+
+
+def _progress(args, text) -> None:
+    # With --json, stdout is the one JSON document; progress goes to stderr.
+    print(text, file=sys.stderr if args.json else sys.stdout, flush=True)
+
+
+def pool_status(plugin, args) -> int:
+    pools = _pools(plugin)
+    if args.json:
+        _print_json(pools)
     elif not pools:
         print("no pools")
     else:
-        print(_table(pools, ["pool", "tier", "size_gb", "fstype", "ready", "filling", "min_ready", "max"]))
+        print(cli_output.table(pools, POOL_COLUMNS))
+    return 0
 
 
-def pool_fill(plugin, args):
+def pool_fill(plugin, args) -> int:
     # One round of up to `batch` volumes (made side by side) per call, so a long
     # fill shows its progress and still goes as fast as the pool allows.
-    pools = plugin.call("/fuxi/pool/status")["Pools"]
     made = 0
-    for pool in pools:
-        if args.pool and pool["pool"] != args.pool:
-            continue
+    for pool in _pools(plugin, args.pool):
         room = pool["max"] - pool["ready"] - pool["filling"]
         wanted = min(room, args.count) if args.count else room
+        if wanted <= 0:
+            _progress(args, f"{pool['pool']}: full ({pool['ready']} ready, {pool['filling']} filling, "
+                            f"max {pool['max']})")
+            continue
         done = 0
         while done < wanted:
-            ids = plugin.call("/fuxi/pool/fill", {"Pool": pool["pool"],
-                                                  "Count": min(pool["batch"], wanted - done)})["Made"]
+            batch = min(pool["batch"], wanted - done)
+            _progress(args, f"{pool['pool']}: making {batch} volume(s) ({done}/{wanted} done)")
+            ids = plugin.call("/fuxi/pool/fill", {"Pool": pool["pool"], "Count": batch})["Made"]
             if not ids:
                 break  # full: another fill got there first
             done += len(ids)
-            if not args.json:
-                print(f"{pool['pool']}: {done}/{wanted} {' '.join(ids)}", flush=True)
+            _progress(args, f"{pool['pool']}: {done}/{wanted} ready: {' '.join(ids)}")
         made += done
-    if args.pool and not any(p["pool"] == args.pool for p in pools):
-        raise CLIError(f"no pool named {args.pool!r}; pools: {', '.join(p['pool'] for p in pools) or 'none'}")
-    print(json.dumps({"made": made}) if args.json else f"made {made} volume(s)")
+    if args.json:
+        _print_json({"made": made})
+    else:
+        print(f"made {made} volume(s)")
+    return 0
 
 
-def pool_drain(plugin, args):
-    deleted = plugin.call("/fuxi/pool/drain", {"Pool": args.pool} if args.pool else {})["Deleted"]
-    print(json.dumps({"deleted": deleted}) if args.json else f"deleted {len(deleted)} volume(s)")
+def pool_drain(plugin, args) -> int:
+    # Pool by pool, so a drain of many volumes shows how far it got.
+    deleted = []
+    for pool in _pools(plugin, args.pool):
+        _progress(args, f"{pool['pool']}: draining")
+        gone = plugin.call("/fuxi/pool/drain", {"Pool": pool["pool"]})["Deleted"]
+        deleted += gone
+        _progress(args, f"{pool['pool']}: deleted {len(gone)} volume(s)")
+    if args.json:
+        _print_json({"deleted": deleted})
+    else:
+        print(f"deleted {len(deleted)} volume(s)")
+    return 0
 
 
-def parser():
-    p = argparse.ArgumentParser(prog="fuxi", description="talk to the running fuxi-server")
-    p.add_argument("--socket", default=DEFAULT_SOCKET, help=f"fuxi-server's socket (default {DEFAULT_SOCKET})")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    sub = p.add_subparsers(dest="command", required=True)
-    pool = sub.add_parser("pool", help="the warm pools").add_subparsers(dest="action", required=True)
-    pool.add_parser("status", help="ready and filling volumes of each pool").set_defaults(run=pool_status)
-    fill = pool.add_parser("fill", help="fill pools up to their max now")
+# -- doctor -------------------------------------------------------------------------
+
+def doctor(args) -> int:
+    # os-brick and eventlet speak up on stderr when loaded and while reading the
+    # connector (e.g. "Could not find the iSCSI Initiator File"); the checks
+    # report those facts in their own lines, so only the libraries' errors show.
+    logging.basicConfig(level=logging.ERROR, format="fuxi doctor: %(name)s: %(message)s")
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    from fuxi.doctor import Doctor, DoctorOptions
+
+    options = DoctorOptions(config_file=args.config_file, socket=args.socket, state_dir=args.state_dir,
+                            devcloud=args.devcloud, docker=not args.no_docker, docker_socket=args.docker_socket)
+    checks = []
+    for check in Doctor(options).run():
+        checks.append(check)
+        if not args.json:
+            print(cli_output.check_lines(check), flush=True)
+    if args.json:
+        _print_json(cli_output.doctor_record(checks))
+    else:
+        print(cli_output.doctor_summary(checks))
+    return 0 if cli_output.doctor_record(checks)["ok"] else 1
+
+
+# -- the command line ---------------------------------------------------------------
+
+def _common_options(parser, top) -> None:
+    """--socket, --config-file and --json, accepted before and after the command.
+    On a command's parser they default to SUPPRESS, so they never undo the same
+    option given before the command."""
+    def default(value):
+        return value if top else argparse.SUPPRESS
+
+    parser.add_argument("--socket", metavar="PATH", default=default(None),
+                        help=f"fuxi-server's socket (default: the config file's, else {DEFAULT_SOCKET})")
+    parser.add_argument("--config-file", metavar="FILE", default=default(None),
+                        help="fuxi-server's config file (its [fuxi] section; doctor checks all of it)")
+    parser.add_argument("--json", action="store_true", default=default(False), help="machine-readable output")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fuxi", description="talk to the running fuxi-server; check the set-up")
+    _common_options(p, top=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, run, help_text, parent=sub):
+        cmd = parent.add_parser(name, help=help_text, description=help_text)
+        _common_options(cmd, top=False)
+        cmd.set_defaults(run=run)
+        return cmd
+
+    command("volumes", volumes, "every volume: name, backend, size, attach state, mounts, pool origin")
+    command("inspect", inspect, "one volume in detail, read afresh from the cloud").add_argument(
+        "name", metavar="NAME", help="the volume's Docker name")
+
+    pool = sub.add_parser("pool", help="the warm pools").add_subparsers(dest="action", required=True,
+                                                                       metavar="ACTION")
+    command("status", pool_status, "ready and filling volumes of each pool", pool)
+    fill = command("fill", pool_fill, "fill pools up to their max now, printing each round", pool)
     fill.add_argument("--pool", help="only this pool")
-    fill.add_argument("--count", type=int, help="at most this many volumes per pool")
-    fill.set_defaults(run=pool_fill)
-    drain = pool.add_parser("drain", help="delete this host's idle pool volumes; the background "
-                                          "refill rests until the next fill or restart")
+    fill.add_argument("--count", type=_positive, help="at most this many volumes per pool")
+    drain = command("drain", pool_drain, "delete this host's idle pool volumes; the background refill "
+                                         "rests until the next fill or restart", pool)
     drain.add_argument("--pool", help="only this pool")
-    drain.set_defaults(run=pool_drain)
+
+    check = command("doctor", doctor, "check config, cloud, host, socket and dockerd; each line OK or a fix; "
+                                      "exit status 1 when anything FAILs")
+    check.add_argument("--devcloud", action="store_true",
+                       help="check the embedded devcloud a `fuxi-server --devcloud` runs (as that flag does)")
+    check.add_argument("--state-dir", metavar="PATH", help="fuxi-server's --state-dir, if it was given one")
+    check.add_argument("--no-docker", action="store_true", help="skip the dockerd checks (no Docker on this host)")
+    check.add_argument("--docker-socket", metavar="PATH",
+                       help="dockerd's API socket (default: $DOCKER_HOST, else /var/run/docker.sock)")
     return p
+
+
+def _positive(text) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
+
+
+def _socket(args) -> str:
+    """--socket, else the config file's socket, else the default."""
+    if args.socket:
+        return args.socket
+    if args.config_file:
+        from fuxi import settings
+
+        try:
+            return settings.load(["--config-file", args.config_file]).socket
+        except settings.SettingsError as exc:
+            raise CLIError(str(exc)) from None
+    return DEFAULT_SOCKET
 
 
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
-        args.run(Plugin(args.socket), args)
+        if args.run is doctor:
+            return doctor(args)
+        return args.run(Plugin(_socket(args)), args)
     except CLIError as exc:
         print(f"fuxi: {exc}", file=sys.stderr)
         return 1
-    return 0
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`fuxi doctor | head`): stop quietly, as Unix tools do;
+        # stdout goes to /dev/null so the interpreter's last flush does not complain.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

@@ -10,22 +10,37 @@
     refill_interval = 10
 """
 
+from dataclasses import dataclass
+
 from storage_core.config import SUPPORTED_FSTYPES
 from storage_core.errors import ConfigError
 from storage_core.pool.spec import PoolSpec
 
 SECTION_PREFIX = "pool:"
-# key in the section -> (PoolSpec field, type, default)
+
+
+@dataclass(frozen=True)
+class PoolOption:
+    field: str  # the PoolSpec field it sets
+    kind: type
+    default: object
+    help: str
+
+
+# key in the section -> its PoolSpec field, type, default and meaning
 POOL_OPTIONS = {
-    "size_gb": ("size_gb", int, 1),
-    "fstype": ("fstype", str, "ext4"),
-    "volume_type": ("volume_type", str, ""),
-    "availability_zone": ("availability_zone", str, ""),
-    "tier": ("tier", int, 4),
-    "min_ready": ("min_ready", int, 2),
-    "max": ("max_volumes", int, 4),
-    "batch": ("batch", int, 2),
-    "refill_interval": ("refill_interval", float, 10.0),
+    "size_gb": PoolOption("size_gb", int, 1, "size in GiB of the pool's volumes (a Create "
+                         "asking the same size, fstype, volume type and zone is served from the pool)"),
+    "fstype": PoolOption("fstype", str, "ext4", "file system of the pool's volumes (tier 2 and up make it ahead)"),
+    "volume_type": PoolOption("volume_type", str, "", "Cinder volume type of the pool's volumes (default: the cloud's)"),
+    "availability_zone": PoolOption("availability_zone", str, "", "availability zone of the pool's volumes "
+                                    "(default: the cloud's)"),
+    "tier": PoolOption("tier", int, 4, "how far each volume is made ahead: 1 created, 2 also formatted, "
+                       "3 also attached to this host, 4 also mounted here"),
+    "min_ready": PoolOption("min_ready", int, 2, "the keeper refills when fewer volumes than this are ready"),
+    "max": PoolOption("max_volumes", int, 4, "never more ready and filling volumes than this"),
+    "batch": PoolOption("batch", int, 2, "volumes made side by side in one refill round"),
+    "refill_interval": PoolOption("refill_interval", float, 10.0, "seconds between the keeper's checks of the level"),
 }
 
 
@@ -42,15 +57,15 @@ def read_pools(parser, path) -> tuple[PoolSpec, ...]:
         where = f"config file {path}, [{section}]"
         if not name:
             raise PoolSettingsError(f"{where}: a pool needs a name, as in [pool:small]")
-        values = {field: default for field, _kind, default in POOL_OPTIONS.values()}
+        values = {option.field: option.default for option in POOL_OPTIONS.values()}
         for key, raw in parser.items(section):
             if key not in POOL_OPTIONS:
                 raise PoolSettingsError(f"{where}: unknown option {key!r}; known: {', '.join(POOL_OPTIONS)}")
-            field, kind, _default = POOL_OPTIONS[key]
+            option = POOL_OPTIONS[key]
             try:
-                values[field] = kind(raw)
+                values[option.field] = option.kind(raw)
             except ValueError:
-                raise PoolSettingsError(f"{where}: {key} = {raw!r} is not a valid {kind.__name__}") from None
+                raise PoolSettingsError(f"{where}: {key} = {raw!r} is not a valid {option.kind.__name__}") from None
         if values["fstype"] not in SUPPORTED_FSTYPES:
             raise PoolSettingsError(f"{where}: fstype {values['fstype']!r}; allowed: {', '.join(SUPPORTED_FSTYPES)}")
         values["volume_type"] = values["volume_type"] or None

@@ -22,6 +22,7 @@ from gunicorn.app.base import BaseApplication
 # and by a short-lived child for the pre-flight checks.
 from fuxi import settings as settings_mod
 from fuxi.devcloud_process import DevcloudError, DevcloudProcess
+from fuxi.systemd_integration import ReadinessNotifier, passed_socket_paths
 from storage_core.config import HOW_TO_CONFIGURE, CloudConfig
 from storage_core.errors import StorageError
 
@@ -31,6 +32,8 @@ SOCKET_MODE = 0o660
 SOCKET_GROUP = "docker"
 # Above Docker's longest deadline (120 s for Create and Mount).
 REQUEST_TIMEOUT = 180
+# How long a stop waits for the calls under way: above Docker's longest deadline.
+STOP_GRACE_SECONDS = 120
 # A TCP client gets this long to finish its TLS handshake (it holds a request thread).
 TLS_HANDSHAKE_TIMEOUT = 10
 
@@ -63,6 +66,19 @@ def claim_socket(path) -> None:
     raise StartupError(
         f"another fuxi-server is already serving on {path}; stop it first or choose another --socket"
     )
+
+
+def check_passed_sockets(settings, paths) -> None:
+    """Socket activation: fuxi serves exactly the sockets systemd passed."""
+    if settings.tcp_listener() is not None:
+        raise StartupError(
+            f"tcp_listen = {settings.tcp_listen} cannot be served under socket activation (systemd "
+            f"passed {', '.join(paths)}); run fuxi-server without fuxi.socket, or leave tcp_listen empty"
+        )
+    if settings.socket not in paths:
+        LOG.warning("serving the socket systemd passed (%s), not socket = %s; point the fuxi CLI "
+                    "at it with --socket", ", ".join(paths), settings.socket)
+    LOG.info("socket activated: serving %s", ", ".join(paths))
 
 
 def secure_socket(path) -> None:
@@ -127,9 +143,13 @@ class TcpOnlyTLS:
 
 
 class PluginServer(BaseApplication):
-    def __init__(self, settings, config):
+    def __init__(self, settings, config, socket_activated=False, notifier=None):
         self._settings = settings
         self._config = config
+        # Serving the socket systemd passed (gunicorn takes it from LISTEN_FDS):
+        # systemd made it with its owner and mode, and keeps it across restarts.
+        self._socket_activated = socket_activated
+        self._notifier = notifier or ReadinessNotifier(None)
         super().__init__()
 
     def load_config(self):
@@ -152,15 +172,29 @@ class PluginServer(BaseApplication):
         self.cfg.set("worker_class", "gthread")
         self.cfg.set("threads", s.threads)
         self.cfg.set("timeout", REQUEST_TIMEOUT)
-        self.cfg.set("graceful_timeout", 30)
+        # On SIGTERM the worker stops accepting and finishes the calls under way;
+        # Docker gives a Create or Mount up to 120 s.
+        self.cfg.set("graceful_timeout", STOP_GRACE_SECONDS)
         self.cfg.set("loglevel", s.log_level.lower())
+        # gunicorn's own lines (start, worker boot, signals) in fuxi's format too.
+        self.cfg.set("logger_class", "fuxi.log_format.GunicornLogger")
         self.cfg.set("control_socket_disable", True)
         self.cfg.set("proc_name", "fuxi-server")
-        self.cfg.set("when_ready", lambda arbiter: secure_socket(s.socket))
+        if not self._socket_activated:
+            self.cfg.set("when_ready", lambda arbiter: secure_socket(s.socket))
 
     def load(self):
         # Runs in the worker after fork: sessions, threads and SQLite are made there.
+        # First of all, the worker logs in the configured format whatever the master
+        # was set up with (imports below may warn), gunicorn's own lines (a worker's
+        # exit, a failed request) included.
+        from fuxi import log_format
+
+        _configure_logging(self._settings.log_level, self._settings.checked_log_format())
+        log_format.route_gunicorn_logs_to_root()
+
         from fuxi.app import create_app
+        from fuxi.metrics import serve_metrics
         from storage_core.factory import build_volume_service
 
         service = build_volume_service(self._config)
@@ -175,15 +209,25 @@ class PluginServer(BaseApplication):
         service.start_refreshing(self._config.refresh_interval)
         if service.pools is not None:
             service.pools.start()
+        # From this worker, on an address of their own (None when metrics_listen is empty).
+        metrics = serve_metrics(service, self._settings.metrics_address())
+
+        self._notifier.notify("READY=1", "STATUS=serving Docker volume calls")
+        notifier = self._notifier
 
         def stop_background(server, worker):
-            # Before the worker goes: no refresh or fill half-way; pool volumes stay as they are.
+            # After the calls under way have finished (gunicorn's graceful wait) and
+            # before the worker goes: no refresh or fill half-way; pool volumes stay
+            # as they are, and nothing mounted is unmounted or detached.
+            notifier.notify("STOPPING=1", "STATUS=stopping: background refresh and pool keeper")
             service.stop_refreshing()
             if service.pools is not None:
                 service.pools.stop()
+            if metrics is not None:
+                metrics.close()
 
         self.cfg.set("worker_exit", stop_background)
-        return create_app(service)
+        return create_app(service, metrics)
 
 
 def preflight(config) -> None:
@@ -218,24 +262,21 @@ def preflight(config) -> None:
         raise StartupError(f"pre-flight checks died (wait status {status})")
 
 
-def _configure_logging(level):
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # At DEBUG keystoneauth logs response bodies whole (a cephx access_key among
-    # them): mask every secret-named field, whoever logs it.
-    from fuxi import log_redaction
+def _configure_logging(level, log_format="text"):
+    # One stderr handler, text or JSON, with request ids and secrets masked.
+    from fuxi import log_format as formats
 
-    log_redaction.install()
+    formats.configure(level, log_format)
 
 
 def main(argv=None) -> int:
     devcloud = None
+    # Taken before any child starts (devcloud, pre-flight, mount helpers): only
+    # the worker may tell systemd that fuxi is ready.
+    notifier = ReadinessNotifier.take_from_environment()
     try:
         settings = settings_mod.load(argv)
-        _configure_logging(settings.log_level)
+        _configure_logging(settings.log_level, settings.checked_log_format())
         cloud, host_defaults = None, None
         if settings.devcloud:
             devcloud = DevcloudProcess(
@@ -251,8 +292,12 @@ def main(argv=None) -> int:
             raise StartupError(HOW_TO_CONFIGURE)
         preflight(config)
         os.makedirs(settings.state_dir, exist_ok=True)
-        claim_socket(settings.socket)
-        PluginServer(settings, config).run()
+        passed = passed_socket_paths()
+        if passed:
+            check_passed_sockets(settings, passed)
+        else:
+            claim_socket(settings.socket)
+        PluginServer(settings, config, socket_activated=bool(passed), notifier=notifier).run()
         return 0
     except (StartupError, settings_mod.SettingsError, DevcloudError, StorageError) as exc:
         print(f"fuxi-server: {exc}", file=sys.stderr)

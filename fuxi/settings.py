@@ -6,12 +6,14 @@ the config file and, where it has one, for the command-line flag.
 
 import argparse
 import configparser
+import ipaddress
 import os
 import shlex
 import ssl
 from dataclasses import dataclass, field
 
 from storage_core.config import SUPPORTED_FSTYPES, CloudConfig, ShareConfig, StorageConfig, VolumeLimits
+from fuxi.log_format import LOG_FORMATS
 from fuxi.pool_settings import PoolSettingsError, read_pools
 from storage_core.errors import ConfigError
 
@@ -29,17 +31,18 @@ class Option:
 
 
 OPTIONS = (
-    Option("socket", str, "/run/docker/plugins/fuxi.sock", "unix socket dockerd connects to", True),
-    Option("state_dir", str, "/var/lib/fuxi", "durable local state (mount counts, attachments)", True),
-    Option("devcloud", bool, False, "run on the embedded devcloud instead of a real cloud", True),
-    Option("devcloud_latency_profile", str, "none", "devcloud latency profile: none or seed"),
+    Option("socket", str, "/run/docker/plugins/fuxi.sock", "unix socket dockerd connects to (mode 0660, group docker); "
+           "under systemd socket activation fuxi serves the socket systemd passes instead", True),
+    Option("state_dir", str, "/var/lib/fuxi", "durable local state: mount counts, attachments, locks, mount points", True),
+    Option("devcloud", bool, False, "run on the embedded devcloud instead of a real cloud (no OpenStack needed)", True),
+    Option("devcloud_latency_profile", str, "none", "devcloud latency profile: none, or seed (the original fuxi's measured step times)"),
     Option("devcloud_args", str, "", "more fuxi-devcloud flags for the embedded devcloud, e.g. "
            "where its Manila keeps shares (--glusterfs-server, --cephfs-mon ...; see fuxi-devcloud --help)"),
     Option("cloud", str, "", "clouds.yaml entry to use (default: the OS_CLOUD environment variable)"),
     Option("region_name", str, "", "cloud region (default: the clouds.yaml entry's)"),
     Option("mount_root", str, "", "where volumes are mounted (default: STATE_DIR/mounts)"),
-    Option("default_size_gb", int, 1, "size of a volume created without -o size"),
-    Option("max_size_gb", int, 1024, "largest -o size accepted"),
+    Option("default_size_gb", int, 1, "size in GiB of a volume created without -o size"),
+    Option("max_size_gb", int, 1024, "largest -o size accepted, in GiB"),
     Option("default_fstype", str, "ext4", "file system made on a blank volume without -o fstype"),
     Option("allowed_fstypes", str, ",".join(SUPPORTED_FSTYPES), "comma-separated -o fstype values accepted"),
     Option("host_ip", str, "", "this host's address as the cloud should see it (default: resolve the hostname)"),
@@ -72,7 +75,8 @@ OPTIONS = (
     Option("refresh_interval", float, 10.0, "seconds between refreshes of the volume catalog Get, Path "
            "and List answer from (changes made through this host show at once)"),
     Option("stale_mount_grace", float, 60.0, "seconds after which a counted mount whose volume no "
-           "container's mount namespace holds is dropped as stale (its container died unseen)"),
+           "container's mount namespace holds is dropped as stale (its container died while the engine "
+           "could not unmount it, e.g. dockerd was down); checked at Unmount, Remove and start"),
     Option("threads", int, 16, "request threads in the one gunicorn worker"),
     Option("tcp_listen", str, "", "HOST:PORT of a TCP listener beside the unix socket (default: none); "
            "it needs tls_cert_file, tls_key_file and tls_client_ca_file, and serves only clients "
@@ -82,10 +86,18 @@ OPTIONS = (
     Option("tls_client_ca_file", str, "", "PEM CA certificate(s) a TCP client's certificate must be "
            "signed by; clients without one are refused at the TLS handshake"),
     Option("log_level", str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Option("log_format", str, "text", "text (for people) or json (one JSON object a line, for a log "
+           "pipeline); either way each plugin call logs one line, and every line of a call and its "
+           "cloud requests carry the call's request id"),
+    Option("metrics_listen", str, "", "HOST:PORT to serve Prometheus metrics on, at /metrics "
+           "(default: none); loopback only (127.0.0.1, [::1] or localhost), as the endpoint has no "
+           "authentication"),
     Option("cloud_timeout", float, 10.0, "seconds a cloud request may take to connect and between "
-           "bytes of the answer (a POST, tried once, gets (1 + cloud_retries) times this)"),
-    Option("cloud_retries", int, 2, "retries of an idempotent cloud request after a connection "
-           "failure, a timeout or HTTP 500/502/503/504 (a POST only when it was never sent, or on 503)"),
+           "bytes of the answer (a POST, tried once, gets (1 + cloud_retries) times this; "
+           "cloud_timeout * (1 + cloud_retries) stays <= 60)"),
+    Option("cloud_retries", int, 2, "retries of an idempotent cloud request (GET, PUT, DELETE) "
+           "after a connection failure, a timeout or HTTP 500/502/503/504; a POST only when it was never "
+           "sent, or on 503, since a second try could make a second volume"),
 )
 _BY_NAME = {o.name: o for o in OPTIONS}
 
@@ -93,6 +105,9 @@ _BY_NAME = {o.name: o for o in OPTIONS}
 class SettingsError(Exception):
     pass
 
+
+# The port of the example in metrics_listen's messages.
+METRICS_EXAMPLE_PORT = 9101
 
 # The TLS files a TCP listener cannot do without.
 TLS_OPTIONS = ("tls_cert_file", "tls_key_file", "tls_client_ca_file")
@@ -154,6 +169,30 @@ class Settings:
         _check_tls_files(**files)
         return TcpListener(host, port, files["tls_cert_file"], files["tls_key_file"],
                            files["tls_client_ca_file"])
+
+    def metrics_address(self) -> "tuple[str, int] | None":
+        """(HOST, PORT) the Prometheus metrics are served on, or None when
+        metrics_listen is empty (the default: no metrics). Only a loopback
+        address: the endpoint has no authentication, and what it tells (pool
+        names, call rates, error counts) is this host's business."""
+        where = self.metrics_listen.strip()
+        if not where:
+            return None
+        host, port = _host_port(where, "metrics_listen", METRICS_EXAMPLE_PORT)
+        if not _is_loopback(host):
+            raise SettingsError(
+                f"metrics_listen = {where}: {host} is not a loopback address; the metrics endpoint has "
+                f"no authentication, so it listens on this host only: 127.0.0.1:PORT, [::1]:PORT or "
+                "localhost:PORT (scrape it from this host, e.g. with a Prometheus agent, or put a proxy "
+                "with TLS in front of it)"
+            )
+        return host, port
+
+    def checked_log_format(self) -> str:
+        log_format = self.log_format.strip().lower()
+        if log_format not in LOG_FORMATS:
+            raise SettingsError(f"log_format = {self.log_format!r} is not one of: {', '.join(LOG_FORMATS)}")
+        return log_format
 
     def storage_config(self, cloud: CloudConfig | None = None, host_defaults=None) -> StorageConfig:
         """The storage_core config. host_defaults fill host options left unset
@@ -229,9 +268,10 @@ class Settings:
         return {k: v for k, v in chosen.items() if v is not None}
 
 
-def _host_port(where) -> tuple[str, int]:
-    """("HOST", PORT) of tcp_listen's HOST:PORT ([V6ADDR]:PORT for IPv6)."""
-    usage = f"tcp_listen = {where!r} is not HOST:PORT (e.g. 127.0.0.1:2376 or [::1]:2376)"
+def _host_port(where, option="tcp_listen", example_port=2376) -> tuple[str, int]:
+    """("HOST", PORT) of `option`'s HOST:PORT ([V6ADDR]:PORT for IPv6)."""
+    usage = (f"{option} = {where!r} is not HOST:PORT (e.g. 127.0.0.1:{example_port} or "
+             f"[::1]:{example_port})")
     host, sep, port_text = where.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -241,8 +281,17 @@ def _host_port(where) -> tuple[str, int]:
         raise SettingsError(usage)
     port = int(port_text)
     if not 1 <= port <= 65535:
-        raise SettingsError(f"tcp_listen = {where!r}: port {port} is not between 1 and 65535")
+        raise SettingsError(f"{option} = {where!r}: port {port} is not between 1 and 65535")
     return host, port
+
+
+def _is_loopback(host) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it could resolve anywhere
+        return False
 
 
 def _check_tls_files(tls_cert_file, tls_key_file, tls_client_ca_file) -> None:
@@ -326,6 +375,8 @@ def load(argv=None) -> Settings:
             values[option.name] = _convert(option, flagged, "command line")
     settings = Settings(values, pools)
     settings.tcp_listener()  # a TCP listener without TLS never starts
+    settings.metrics_address()  # nor a metrics endpoint off loopback
+    settings.checked_log_format()
     return settings
 
 

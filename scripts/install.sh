@@ -15,6 +15,7 @@ PYTHON="${FUXI_PYTHON:-python3}"
 
 # Debian packages:
 #   docker.io       dockerd 20.10 + containerd + runc (+ /usr/bin/docker client) for e2e
+#   systemd         systemd-analyze and systemd-socket-activate, to check the units and socket activation
 #   busybox-static  the static busybox the e2e image is built from
 #   xfsprogs e2fsprogs util-linux mount   mkfs/blkid/resize/losetup/mount
 #   udev            udevd + udevadm for /dev/disk/by-* links
@@ -24,7 +25,7 @@ PYTHON="${FUXI_PYTHON:-python3}"
 #   glusterfs-* ceph-*  the shares tier's real file servers and FUSE clients (contrib/shares)
 #   rabbitmq-server the real-cloud tier's message bus (contrib/realcloud)
 #   mariadb-server  the real-cloud tier's database for Manila (a private mariadbd, not the service)
-APT_PACKAGES=(docker.io busybox-static xfsprogs e2fsprogs util-linux mount udev iptables procps iproute2
+APT_PACKAGES=(docker.io systemd busybox-static xfsprogs e2fsprogs util-linux mount udev iptables procps iproute2
               glusterfs-server glusterfs-client ceph-mon ceph-osd ceph-mds ceph-fuse ceph-common
               rabbitmq-server mariadb-server)
 

@@ -27,7 +27,7 @@ done
 
 t0=$(date +%s)
 set +e
-"$VENV/bin/python" -m pytest "${targets[@]}" -v -p no:cacheprovider "$@"
+"$VENV/bin/python" -m pytest "${targets[@]}" -v -p no:cacheprovider --durations=30 "$@"
 rc=$?
 set -e
 echo "test.sh: pytest exited $rc after $(( $(date +%s) - t0 )) s" >&2

@@ -28,6 +28,7 @@ from storage_core.pool.claims import PoolClaims
 from storage_core.pool.filler import PoolFiller
 from storage_core.pool.keeper import PoolKeeper
 from storage_core.pool.ledger import PoolLedger
+from storage_core.request_context import REQUEST_ID_HEADER, current_request_id
 from storage_core.service import VolumeService
 from storage_core.state import StateStore
 from storage_core.waits import current_deadline
@@ -175,6 +176,12 @@ class CloudHTTPAdapter(requests.adapters.HTTPAdapter):
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
         timeout = self.request_timeout(request.method, timeout, request.url or "")
+        # The call being served (storage_core.request_context) names itself to the
+        # cloud, which logs the id: one grep finds the call on both sides. An id
+        # set by whoever built the request (openstacksdk's global_request) stays.
+        request_id = current_request_id()
+        if request_id is not None and REQUEST_ID_HEADER not in request.headers:
+            request.headers[REQUEST_ID_HEADER] = request_id
         return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert,
                             proxies=proxies)
 

@@ -14,15 +14,19 @@ import random
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Mapping
 
 from oslo_concurrency import lockutils
 
 from storage_core.crashpoints import crash_point
 from storage_core.errors import Conflict, InvalidInput, NotFound, NotOwned, StorageError
-from storage_core.models import OWNER_KEY, OWNER_VALUE, VolumeInfo
+from storage_core.models import OWNER_KEY, OWNER_VALUE, VolumeInfo, holder_of
 from storage_core.names import validate_volume_name
 from storage_core.options import split_backend
+from storage_core.pool.claims import CLAIMED_FROM_KEY
 from storage_core.reconcile import HostReconciler
+from storage_core.request_context import in_this_context
 from storage_core.state import HostVolume, Phase
 
 LOG = logging.getLogger(__name__)
@@ -40,6 +44,22 @@ def _not_owned(kind, vol, doing: str) -> NotOwned:
         f"created by fuxi (no {OWNER_KEY}={OWNER_VALUE} metadata), so fuxi will not {doing} it; "
         "pick another name or manage it outside fuxi"
     )
+
+
+@dataclass(frozen=True)
+class VolumeDetails:
+    """describe()'s answer: get()'s VolumeInfo and what an operator asks next."""
+
+    info: VolumeInfo
+    volume_id: str
+    # The cloud's metadata of the volume, fuxi's tags included.
+    metadata: Mapping[str, str]
+    # The cloud's attachments ({attachment_id, host, server_id}), every host's.
+    cloud_attachments: tuple = ()
+    # What this host holds of it ({phase, attachment_id, device_path, mountpoint}), or None.
+    host: Mapping | None = None
+    # {caller id: live mounts} on this host.
+    mount_callers: Mapping[str, int] = field(default_factory=dict)
 
 
 class VolumeService:
@@ -166,7 +186,8 @@ class VolumeService:
         """kind.find(name) for each kind, asked at once: a new name costs one round trip."""
         if len(kinds) < 2:
             return [k.find(name) for k in kinds]
-        futures = [self._lookups.submit(k.find, name) for k in kinds]
+        # In the caller's context: the lookups carry its request id and keep to its deadline.
+        futures = [self._lookups.submit(in_this_context(k.find), name) for k in kinds]
         return [f.result() for f in futures]
 
     # -- lifecycle ------------------------------------------------------
@@ -424,6 +445,10 @@ class VolumeService:
             self.refresh_catalog()
         return self._state.known_mountpoints(tuple(self._kinds))
 
+    def mount_counts(self) -> dict[str, int]:
+        """Live mounts on this host per volume name (volumes without one left out); local only."""
+        return self._state.mount_counts()
+
     def _info(self, kind, vol, hv=None, mounts=None) -> VolumeInfo:
         if mounts is None:
             hv, mounts = self._state.host_volume(vol.name), self._state.mount_count(vol.name)
@@ -437,8 +462,48 @@ class VolumeService:
                 **kind.status(vol),
                 "attached": bool(hv and hv.phase in (Phase.ATTACHED, Phase.MOUNTED)),
                 "mounts": mounts,
+                # Only on a volume a warm pool served: the pool's name.
+                **({"pool": vol.metadata[CLAIMED_FROM_KEY]} if CLAIMED_FROM_KEY in vol.metadata else {}),
             },
         )
+
+    # -- for operators ----------------------------------------------------
+
+    def describe(self, name) -> VolumeDetails:
+        """Everything known about one volume: the cloud's record read afresh (not
+        the catalog), what this host holds of it and who mounts it here. Reads
+        only; a name fuxi does not own is refused as by every other call."""
+        validate_volume_name(name)
+        kind, vol = self._find_owned(name, "inspect")
+        hv = self._state.host_volume(name)
+        callers = self._state.mount_callers(name)
+        return VolumeDetails(
+            info=self._info(kind, vol, hv, sum(callers.values())),
+            volume_id=vol.id,
+            metadata=dict(vol.metadata),
+            cloud_attachments=tuple(
+                {"attachment_id": a.attachment_id, "host": a.host_name or holder_of(a), "server_id": a.server_id}
+                for a in getattr(vol, "attachments", ())  # shares have access rules, not attachments
+            ),
+            host=None if hv is None else {
+                "phase": hv.phase, "attachment_id": hv.attachment_id,
+                "device_path": hv.device_path, "mountpoint": hv.mountpoint,
+            },
+            mount_callers=callers,
+        )
+
+    def summary(self) -> dict:
+        """How this service is set up: where it mounts, its backends (with why one
+        cannot be used), how Cinder volumes reach the host, its pools. Lets a
+        caller check that it talks to the service it means to."""
+        cinder = self._kinds.get("cinder")
+        return {
+            "mount_root": self._mount_root,
+            "backends": {name: kind.unavailable_reason() for name, kind in self._kinds.items()},
+            "default_backend": self._default,
+            "attach_mode": cinder.attach_mode if cinder is not None else None,
+            "pools": [pool.name for pool in self.pools.pools] if self.pools is not None else [],
+        }
 
 
 def _younger(vol, than) -> bool:

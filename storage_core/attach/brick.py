@@ -45,7 +45,7 @@ class Brick:
     def __init__(self, lock_dir, device_scan_attempts=3):
         # os-brick is loaded here, before the worker's request threads exist: loaded
         # later from a request thread (it brings oslo.privsep and eventlet), it kept
-        # the worker from exiting on SIGTERM until gunicorn's 30 s graceful timeout.
+        # the worker from exiting on SIGTERM until gunicorn's graceful timeout ran out.
         configure(lock_dir)
         self._lock_dir = lock_dir
         self._device_scan_attempts = device_scan_attempts

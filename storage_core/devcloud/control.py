@@ -57,9 +57,13 @@ class Control:
                     return _error(400, str(exc))
                 return Response(200, {"latency": self._cloud.latency.to_dict()})
         if parts == ["requests"]:
-            # Requests served so far per "METHOD /path" (not counting /devcloud's own).
+            # Requests served so far per "METHOD /path" (not counting /devcloud's own),
+            # and the recent ones with their request ids; ?global_request_id=req-...
+            # keeps those a client sent with that id.
             if req.method == "GET":
-                return Response(200, {"requests": self._cloud.requests.snapshot()})
+                log = self._cloud.requests
+                return Response(200, {"requests": log.snapshot(),
+                                      "recent": log.recent(req.param("global_request_id"))})
             if req.method == "DELETE":
                 self._cloud.requests.clear()
                 return Response(204)

@@ -43,7 +43,8 @@ from storage_core.devcloud.nova import Compute
 from storage_core.devcloud.shares import ShareBackends, ShareService
 from storage_core.devcloud.store import Store
 from storage_core.devcloud.tasks import Scheduler
-from storage_core.devcloud.web import Request, RequestCounter, ResetConnection, Response, cinder_error
+from storage_core.devcloud.web import (GLOBAL_REQUEST_ID_HEADER, Request, RequestLog, ResetConnection, Response,
+                                       cinder_error)
 
 LOG = logging.getLogger(__name__)
 
@@ -99,8 +100,9 @@ class DevCloud:
         self.latency = LatencyProfile.coerce(latency)
         self.faults = faults if faults is not None else FaultInjector()
         self.region_name = REGION_NAME
-        # Every request but /devcloud's own, per "METHOD /path" (GET /devcloud/requests).
-        self.requests = RequestCounter()
+        # Every request but /devcloud's own, per "METHOD /path", and the recent ones
+        # with their request ids (GET /devcloud/requests).
+        self.requests = RequestLog()
         self._executor = executor
         self._server = None
         self._thread = None
@@ -325,7 +327,7 @@ class DevCloud:
 
     def dispatch(self, req: Request) -> Response:
         if not (req.path == "/devcloud" or req.path.startswith("/devcloud/")):
-            self.requests.add(req.method, req.path)
+            self.requests.add(req.method, req.path, req.headers.get(GLOBAL_REQUEST_ID_HEADER), req.request_id)
         for prefix, handle in self._apps:
             if req.path == prefix or req.path.startswith(prefix + "/"):
                 return handle(req, req.path[len(prefix):])
@@ -436,8 +438,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(payload)
         except OSError:
             self.close_connection = True  # the client went away; nothing to tell it
-        LOG.debug("%s %s -> %s (%.3f s)", self.command, self.path, resp.status,
-                  time.monotonic() - started)
+        LOG.debug("[%s %s] %s %s -> %s (%.3f s)", req.request_id, req.headers.get(GLOBAL_REQUEST_ID_HEADER) or "-",
+                  self.command, self.path, resp.status, time.monotonic() - started)
 
     def _read_body(self):
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":

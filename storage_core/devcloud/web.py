@@ -8,10 +8,14 @@ modules know nothing about sockets and can be called directly in unit tests.
 import json
 import threading
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http import HTTPStatus
+
+# A client names the call it serves with this header; OpenStack logs it as the
+# global request id next to the service's own (answered in the same header).
+GLOBAL_REQUEST_ID_HEADER = "X-OpenStack-Request-ID"
 
 # Cinder's error bodies are {"<faultName>": {"code": N, "message": ...}}; the
 # names come from its wsgi Fault class, anything else is "computeFault".
@@ -69,28 +73,49 @@ class Response:
         return json.dumps(self.body).encode("utf-8"), headers
 
 
-class RequestCounter:
-    """How many requests devcloud was sent, per ``"METHOD /path"`` (thread-safe).
+class RequestLog:
+    """The requests devcloud was sent (thread-safe): how many per
+    ``"METHOD /path"``, and the last RECENT of them with the request ids each
+    had: the global one its client sent (``X-OpenStack-Request-ID``, None
+    without one) and devcloud's own.
 
-    Only counts: tests read it (``GET /devcloud/requests``) to prove a client
-    reuses its token and catalog instead of fetching them per call.
+    Tests read it (``GET /devcloud/requests``) to prove a client reuses its
+    token and catalog instead of fetching them per call, and to tie a
+    client's call to the cloud requests it made, as an operator ties them
+    in a real cloud's logs.
     """
+
+    RECENT = 2000
 
     def __init__(self):
         self._lock = threading.Lock()
         self._counts = Counter()
+        self._recent = deque(maxlen=self.RECENT)
 
-    def add(self, method: str, path: str) -> None:
+    def add(self, method: str, path: str, global_request_id: str | None = None,
+            request_id: str | None = None) -> None:
         with self._lock:
             self._counts[f"{method} {path}"] += 1
+            self._recent.append({"method": method, "path": path, "global_request_id": global_request_id,
+                                 "request_id": request_id})
 
     def snapshot(self) -> dict:
+        """{"METHOD /path": how many}, since the start or the last clear()."""
         with self._lock:
             return dict(self._counts)
+
+    def recent(self, global_request_id: str | None = None) -> list[dict]:
+        """The last requests, oldest first; only those sent with `global_request_id` if given."""
+        with self._lock:
+            recent = list(self._recent)
+        if global_request_id is None:
+            return recent
+        return [r for r in recent if r["global_request_id"] == global_request_id]
 
     def clear(self) -> None:
         with self._lock:
             self._counts.clear()
+            self._recent.clear()
 
 
 class Route:

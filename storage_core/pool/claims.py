@@ -23,6 +23,11 @@ LOG = logging.getLogger(__name__)
 # Shared-pool candidates tried per claim before giving up for the cold path.
 _ATTEMPTS = 5
 
+# On a claimed volume: the name of the pool it came from. Written in the claim's
+# one request, in the cloud, so every host (and `fuxi volumes`) can tell a warm
+# volume from a cold one. Not a pool tag: it stays for the volume's whole life.
+CLAIMED_FROM_KEY = "fuxi_claimed_from"
+
 
 class PoolClaims:
     def __init__(self, pools, backend, filesystems, ledger):
@@ -48,11 +53,13 @@ class PoolClaims:
                 return self._claim_shared(pool, spec)
             return self._claim_local(pool, spec, mountpoint, journal)
 
-    def finish(self, volume, name):
-        """Make a pool volume `name`'s: rename it and drop its pool tags in one
-        request, so no crash of ours leaves it half claimed. Returns the volume
-        as Cinder answered (its status as it was before the call)."""
+    def finish(self, volume, name, pool):
+        """Make a pool volume `name`'s: rename it, drop its pool tags and record
+        the pool it came from, in one request, so no crash of ours leaves it half
+        claimed. Returns the volume as Cinder answered (its status as it was
+        before the call)."""
         metadata = {k: v for k, v in volume.metadata.items() if k not in POOL_KEYS}
+        metadata[CLAIMED_FROM_KEY] = pool.name
         try:
             return self._backend.rename_and_replace_metadata(volume.id, name, metadata)
         except StorageError:
@@ -68,7 +75,7 @@ class PoolClaims:
             if current.name == volume.name and POOL_KEY not in current.metadata:
                 LOG.warning("pool: claiming %s failed half-way in Cinder; putting its pool tags back", volume.id)
                 self._backend.update_metadata(volume.id, {k: volume.metadata[k] for k in POOL_KEYS
-                                                          if k in volume.metadata}, [])
+                                                          if k in volume.metadata}, [CLAIMED_FROM_KEY])
         except StorageError:
             LOG.exception("pool: could not check volume %s after its claim failed", volume.id)
 
@@ -88,7 +95,7 @@ class PoolClaims:
                 current = self._backend.get(vol.id)
                 if current.metadata.get(POOL_KEY) != pool.key or current.name != vol.name:
                     continue
-                self.finish(current, spec.name)
+                self.finish(current, spec.name, pool)
             finally:
                 self._backend.release(reservation)
             self._ledger.forget(vol.id)
@@ -101,7 +108,7 @@ class PoolClaims:
         if pv is None:
             return None
         try:
-            vol = self.finish(self._backend.get(pv.volume_id), spec.name)
+            vol = self.finish(self._backend.get(pv.volume_id), spec.name, pool)
         except StorageError:
             LOG.exception("pool %s: claiming %s failed; recovery will sort it out", pool.name, pv.volume_id)
             raise

@@ -8,8 +8,10 @@ import threading
 
 from storage_core.errors import InvalidInput, NotFound, StorageError
 from storage_core.models import POOL_KEY
+from storage_core.pool.claims import CLAIMED_FROM_KEY
 from storage_core.pool.ledger import CLAIMED
 from storage_core.pool.spec import FILLING, NAME_PREFIX, POOL_HOST_KEY, POOL_KEYS, POOL_STATE_KEY, READY
+from storage_core.request_context import in_this_context
 
 LOG = logging.getLogger(__name__)
 
@@ -148,7 +150,9 @@ class PoolKeeper:
         if wanted == 1:
             fill_one()  # no thread for a round of one
             return ids, errors
-        threads = [threading.Thread(target=fill_one, name=f"pool-fill-{pool.name}-{i}", daemon=True)
+        # Each thread in the caller's context: a `fuxi pool fill`'s cloud requests carry its request id.
+        threads = [threading.Thread(target=in_this_context(fill_one), name=f"pool-fill-{pool.name}-{i}",
+                                    daemon=True)
                    for i in range(wanted)]
         for thread in threads:
             thread.start()
@@ -252,9 +256,10 @@ class PoolKeeper:
             # request renames and untags together, but Cinder writes the metadata
             # first: a failure of its own in between dropped the tags alone.
             LOG.warning("pool recovery: claim of %s stopped before renaming; back to the pool", pv.volume_id)
-            if POOL_KEY not in vol.metadata:
+            if POOL_KEY not in vol.metadata or CLAIMED_FROM_KEY in vol.metadata:
                 self._backend.update_metadata(pv.volume_id, {POOL_KEY: pv.pool_key, POOL_STATE_KEY: READY,
-                                                             POOL_HOST_KEY: self._host}, [])
+                                                             POOL_HOST_KEY: self._host},
+                                              [CLAIMED_FROM_KEY] if CLAIMED_FROM_KEY in vol.metadata else [])
             self._ledger.save(dataclasses.replace(pv, phase=READY))
             return
         # Renamed (and untagged with it; a claim by an older fuxi untagged after

@@ -40,7 +40,7 @@ PLUGIN_URL = "http+unix://%2Frun%2Fdocker%2Fplugins%2Ffuxi.sock"
 DOCKER_UP = REPO / "scripts" / "docker-up.sh"
 DOCKERD_LOGS = ("/var/log/fuxi-dockerd.log", "/tmp/fuxi-dockerd.log")
 START_TIMEOUT = float(os.environ.get("FUXI_E2E_START_TIMEOUT", "90"))
-STOP_TIMEOUT = 40  # the server's graceful timeout is 30 s
+STOP_TIMEOUT = 40  # an idle server stops at once; teardown never leaves a call under way
 # Real containers hold their volumes in mount namespaces of their own, so the
 # stale-count check sees the truth; a short grace keeps the drift test short.
 STALE_MOUNT_GRACE = 10

@@ -17,7 +17,6 @@ is checked against the point.
 import json
 import os
 import sqlite3
-import time
 
 import pytest
 import requests

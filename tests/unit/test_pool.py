@@ -9,6 +9,7 @@ from storage_core.errors import CloudError, ConfigError, FilesystemError, Invali
 from storage_core.fakes import fake_volume_service
 from storage_core.host import HostIdentity
 from storage_core.models import POOL_KEY
+from storage_core.pool.claims import CLAIMED_FROM_KEY
 from storage_core.pool.ledger import CLAIMED
 from storage_core.pool.spec import NAME_PREFIX, POOL_KEYS, POOL_STATE_KEY, PoolSpec
 
@@ -50,7 +51,9 @@ def test_fill_then_claim_by_tier(tmp_path, tier):
     # Renamed and untagged in one call: nothing in between for a crash to leave.
     assert [c for c in fakes.cinder.calls if c[0] in ("rename", "update_metadata", "rename_and_replace_metadata")
             ] == [("rename_and_replace_metadata", vol.id, "data")]
-    assert fakes.cinder.volumes[vol.id].metadata == {"volume_from": "fuxi", "fstype": "ext4"}
+    # The pool it came from stays recorded, in the same call.
+    assert fakes.cinder.volumes[vol.id].metadata == {"volume_from": "fuxi", "fstype": "ext4",
+                                                     CLAIMED_FROM_KEY: f"t{tier}"}
     assert vol.name == "data" and POOL_KEY not in fakes.cinder.volumes[vol.id].metadata
     assert keeper.status()[0]["ready"] == 1
     assert [i.name for i in fakes.service.list()] == ["data"]

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from fuxi import settings
+from fuxi import sample_config, settings
+from fuxi.pool_settings import POOL_OPTIONS
 from storage_core.errors import ConfigError
 
 
@@ -54,14 +55,24 @@ def test_unsupported_fstype_in_config_is_refused():
         s.storage_config()
 
 
-def test_the_sample_config_documents_every_option_with_its_default():
+def test_the_sample_config_is_the_one_made_from_the_option_definitions():
     sample = (Path(__file__).resolve().parents[2] / "etc" / "fuxi.conf.sample").read_text()
-    for option in settings.OPTIONS:
-        default = option.default
-        shown = str(default).lower() if isinstance(default, bool) else (
-            f"{default:g}" if isinstance(default, float) else str(default))
-        line = f"#{option.name} = {shown}".rstrip()
-        assert line in sample.splitlines(), f"etc/fuxi.conf.sample lacks {line!r}"
+    assert sample == sample_config.render(), (
+        "etc/fuxi.conf.sample is out of date: run python -m fuxi.sample_config > etc/fuxi.conf.sample"
+    )
+
+
+def test_the_sample_config_uncommented_loads_every_default(tmp_path):
+    # Each "#name = value" line, uncommented, must be a valid setting equal to the default.
+    uncommented = [line[1:] if line.startswith("#") and not line.startswith("# ") else line
+                   for line in sample_config.render().splitlines()]
+    conf = tmp_path / "fuxi.conf"
+    conf.write_text("\n".join(uncommented) + "\n")
+    loaded = settings.load(["--config-file", str(conf)])
+    assert loaded.values == {o.name: o.default for o in settings.OPTIONS}
+    (pool,) = loaded.pools
+    defaults = {o.field: o.default for o in POOL_OPTIONS.values()}
+    assert {f: getattr(pool, f) for f in defaults} == {**defaults, "volume_type": None, "availability_zone": None}
 
 
 def test_share_settings_reach_the_storage_config(tmp_path):
