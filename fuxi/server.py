@@ -32,6 +32,8 @@ SOCKET_MODE = 0o660
 SOCKET_GROUP = "docker"
 # Above Docker's longest deadline (120 s for Create and Mount).
 REQUEST_TIMEOUT = 180
+# How long an idle client connection stays open (a stop closes them at once).
+KEEPALIVE_SECONDS = 75
 # How long a stop waits for the calls under way: above Docker's longest deadline.
 STOP_GRACE_SECONDS = 120
 # A TCP client gets this long to finish its TLS handshake (it holds a request thread).
@@ -172,6 +174,10 @@ class PluginServer(BaseApplication):
         self.cfg.set("worker_class", "gthread")
         self.cfg.set("threads", s.threads)
         self.cfg.set("timeout", REQUEST_TIMEOUT)
+        # dockerd keeps its plugin connections open with no idle limit and reuses
+        # them; a server that closes idle ones after gunicorn's 2 s races every
+        # request sent at that moment ("connection closed without response").
+        self.cfg.set("keepalive", KEEPALIVE_SECONDS)
         # On SIGTERM the worker stops accepting and finishes the calls under way;
         # Docker gives a Create or Mount up to 120 s.
         self.cfg.set("graceful_timeout", STOP_GRACE_SECONDS)

@@ -39,7 +39,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import DOCKER, DOCKERD_LOGS, IMAGE, REPO, VOLUME_PREFIX, DockerError
-from tests.functional.harness import mounted_under
+from tests.functional.harness import mounted_under, wait_until
 
 PLUGIN = "fuxi-managed-test:latest"
 BUILD_SCRIPT = REPO / "contrib" / "docker-plugin" / "build.py"
@@ -364,11 +364,19 @@ def test_only_a_running_container_keeps_a_count_inside_the_managed_plugin(docker
             # A running container holds the volume: no count may go, it keeps using it.
             assert status()["mounts"] == 2, status()
             docker("exec", holder, "sh", "-c", "echo held > /data/f")
-            # Its Unmount leaves the dead one's count, which no container holds now:
-            # dropped, and the volume is unmounted and detached.
+            # Once it is gone, no container holds the volume: the dead one's count is
+            # dropped at the next Unmount (or Remove, or start), and the volume is
+            # unmounted and detached. (The holder's own Unmount may come while its
+            # namespace is still being torn down.)
             docker("rm", "-f", holder)
             holder = None
-            assert (status()["mounts"], status()["attached"]) == (0, False), status()
+
+            def dead_count_dropped():
+                call("Mount", "live")
+                call("Unmount", "live")
+                return (status()["mounts"], status()["attached"]) == (0, False)
+
+            wait_until(dead_count_dropped, timeout=15, what="the dead caller's count to be dropped")
             assert mounted_under(managed_plugin.propagated / "mounts") == []
             docker("volume", "rm", name)
         finally:
