@@ -5,10 +5,13 @@ up, and the warm pools' levels, fill and drain. Same socket, same permissions
 
     POST /fuxi/volumes          {}                -> {"Volumes": [VOLUME, ...]}
     POST /fuxi/volumes/inspect  {"Name": NAME}    -> {"Volume": VOLUME + details}
+    POST /fuxi/volumes/release  {"Name": NAME}    -> {"Released": {Name, Backend, VolumeId, Adopted, CloudName}}
     POST /fuxi/server           {}                -> {"Server": {...}}
     POST /fuxi/pool/status      {}                -> {"Pools": [...]}
     POST /fuxi/pool/fill        {"Pool"?, "Count"?} -> {"Made": [volume id, ...]}
     POST /fuxi/pool/drain       {"Pool"?}         -> {"Deleted": [volume id, ...]}
+    POST /fuxi/volumes/extend   {"Name": NAME, "Size": GiB} -> {"Extended": {Name, Backend, VolumeId,
+                                                   OldSizeGb, NewSizeGb, MountedHere}}
 
 A VOLUME is what Docker's /VolumeDriver.Get answers (Name, Mountpoint, CreatedAt,
 Status), so `fuxi volumes` and `docker volume inspect` never disagree.
@@ -26,6 +29,8 @@ blueprint = Blueprint("fuxi_admin", __name__)
 
 # An inspect reads the volume from the cloud: bounded like Docker's short calls.
 INSPECT_SECONDS = 55
+# A release may detach what a crash left on this host, then updates the cloud's record.
+RELEASE_SECONDS = 55
 
 
 def _service():
@@ -81,6 +86,24 @@ def inspect():
     })
 
 
+@blueprint.post("/fuxi/volumes/release")
+def release():
+    """Forget a volume without deleting it (fuxi's tags go; an adopted one gets its old name back)."""
+    name = _name(_body())
+    with deadline(RELEASE_SECONDS, f"fuxi release of volume {name!r}"):
+        released = _service().release(name)
+    return reply({
+        "Released": {
+            "Name": released.name,
+            "Backend": released.backend,
+            "VolumeId": released.volume_id,
+            "Adopted": released.adopted,
+            "CloudName": released.cloud_name,
+        },
+        "Err": "",
+    })
+
+
 @blueprint.post("/fuxi/server")
 def server():
     _body()
@@ -103,3 +126,29 @@ def pool_fill():
 def pool_drain():
     pool, _count = _pool_and_count(_body())
     return reply({"Deleted": _keeper().drain(pool), "Err": ""})
+
+
+# An extend waits for the cloud (as a Create does), then rescans and grows the file system.
+EXTEND_SECONDS = 110
+
+
+@blueprint.post("/fuxi/volumes/extend")
+def extend():
+    """Grow a volume; mounted here, its file system grows while containers use it."""
+    body = _body()
+    name, size = _name(body), body.get("Size")
+    if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+        raise BadRequest('"Size" must be the new size in GiB, a whole number of at least 1')
+    with deadline(EXTEND_SECONDS, f"fuxi extend of volume {name!r}"):
+        extended = _service().extend(name, size)
+    return reply({
+        "Extended": {
+            "Name": extended.name,
+            "Backend": extended.backend,
+            "VolumeId": extended.volume_id,
+            "OldSizeGb": extended.old_size_gb,
+            "NewSizeGb": extended.new_size_gb,
+            "MountedHere": extended.mounted_here,
+        },
+        "Err": "",
+    })

@@ -2,7 +2,9 @@
 
     fuxi volumes                      every volume: backend, size, attach state, mounts, pool
     fuxi inspect NAME                 one volume in detail (read afresh from the cloud)
+    fuxi release NAME                 forget a volume without deleting it (an adopted one gets its old name back)
     fuxi pool status|fill|drain       the warm pools (when fuxi.conf has any)
+    fuxi extend NAME SIZE             grow a volume to SIZE GiB (mounted here: its file system too, online)
     fuxi doctor                       config, cloud, host, socket and dockerd, each OK or a fix
 
 Tables for people by default; --json for scripts (before or after the command).
@@ -42,6 +44,18 @@ def inspect(plugin, args) -> int:
         _print_json(volume)
     else:
         print(cli_output.inspect_text(volume))
+    return 0
+
+
+def release(plugin, args) -> int:
+    released = plugin.call("/fuxi/volumes/release", {"Name": args.name})["Released"]
+    if args.json:
+        _print_json(released)
+    else:
+        noun = "share" if released["Backend"] == "manila" else "volume"
+        print(f"released {released['Name']}: fuxi no longer manages {released['Backend'].capitalize()} {noun} "
+              f"{released['VolumeId']}; not deleted, it is named {released['CloudName'] or '(no name)'!r} "
+              "in the cloud now")
     return 0
 
 
@@ -116,6 +130,25 @@ def pool_drain(plugin, args) -> int:
     return 0
 
 
+# -- extend -------------------------------------------------------------------------
+
+def extend(plugin, args) -> int:
+    _progress(args, f"{args.name}: extending to {args.size} GiB")
+    done = plugin.call("/fuxi/volumes/extend", {"Name": args.name, "Size": args.size})["Extended"]
+    if args.json:
+        _print_json(done)
+    elif done["Backend"] == "manila":
+        print(f"{done['Name']}: share grown from {done['OldSizeGb']} to {done['NewSizeGb']} GiB; "
+              "its mounts see the new size")
+    elif done["MountedHere"]:
+        print(f"{done['Name']}: grown from {done['OldSizeGb']} to {done['NewSizeGb']} GiB; the mounted "
+              "file system was grown online")
+    else:
+        print(f"{done['Name']}: grown from {done['OldSizeGb']} to {done['NewSizeGb']} GiB in the cloud; "
+              "not mounted here, so its file system grows at its next mount")
+    return 0
+
+
 # -- doctor -------------------------------------------------------------------------
 
 def doctor(args) -> int:
@@ -170,6 +203,9 @@ def parser() -> argparse.ArgumentParser:
     command("volumes", volumes, "every volume: name, backend, size, attach state, mounts, pool origin")
     command("inspect", inspect, "one volume in detail, read afresh from the cloud").add_argument(
         "name", metavar="NAME", help="the volume's Docker name")
+    command("release", release, "forget a volume without deleting it: fuxi's tags go, an adopted one gets "
+                                "its old name back; refused while mounted").add_argument(
+        "name", metavar="NAME", help="the volume's Docker name")
 
     pool = sub.add_parser("pool", help="the warm pools").add_subparsers(dest="action", required=True,
                                                                        metavar="ACTION")
@@ -180,6 +216,11 @@ def parser() -> argparse.ArgumentParser:
     drain = command("drain", pool_drain, "delete this host's idle pool volumes; the background refill "
                                          "rests until the next fill or restart", pool)
     drain.add_argument("--pool", help="only this pool")
+
+    grow = command("extend", extend, "grow a volume to SIZE GiB: in the cloud, then (when it is mounted "
+                                     "here) its device and file system, while containers use it")
+    grow.add_argument("name", metavar="NAME", help="the volume's Docker name")
+    grow.add_argument("size", metavar="SIZE", type=_positive, help="the new size in GiB (larger than now)")
 
     check = command("doctor", doctor, "check config, cloud, host, socket and dockerd; each line OK or a fix; "
                                       "exit status 1 when anything FAILs")

@@ -136,6 +136,17 @@ class FakeCinder:
             raise CloudError(f"volume {volume_id} went to status {vol.status!r} instead of {wanted!r}")
         return vol
 
+    def extend(self, volume, new_size_gb, timeout=None):
+        """Cinder's os-extend, done at once; refused as Cinder refuses."""
+        self.calls.append(("extend", volume.id, new_size_gb))
+        vol = self.get(volume.id)
+        if new_size_gb <= vol.size_gb:
+            raise Conflict(f"Cinder refused to extend volume {vol.id}: new size must be greater than current size")
+        if vol.status not in ("available", "in-use"):
+            raise Conflict(f"Cinder refused to extend volume {vol.id}: it is {vol.status}")
+        self.volumes[vol.id] = _replace(vol, size_gb=new_size_gb)
+        return self.volumes[vol.id]
+
     def update_metadata(self, volume_id, set_items, delete_keys):
         self.calls.append(("update_metadata", volume_id))
         vol = self.get(volume_id)
@@ -209,6 +220,7 @@ class FakeAttacher:
         self._backend = backend
         self.fail_connect = False
         self.made = {}  # attachment id -> volume id, of every attachment this host made
+        self.rescans = []  # (device, wanted bytes) of every rescan after an extend
 
     def attach(self, volume, journal):
         attachment_id, info = self._backend.create_attachment(volume.id, {"host": "fakehost"})
@@ -223,6 +235,10 @@ class FakeAttacher:
 
     def detach(self, attachment):
         self._backend.delete_attachment(attachment.attachment_id)
+
+    def rescan(self, attachment, wanted_bytes):
+        self.rescans.append((attachment.device_path, wanted_bytes))
+        return wanted_bytes
 
     def host_attachments(self, volume_id=None):
         return [(vid, aid) for aid, vid in self.made.items()
@@ -240,7 +256,12 @@ class FakeFilesystems:
         self.mounted = {}  # mountpoint -> device
         self.mkfs_calls = []
         self.fail_mount = False
+        self.grown = []  # (device, mountpoint) of every file system grown
+        self.behind = set()  # devices whose file system is smaller than the device (grown while on no host)
         self._ids = itertools.count()
+
+    def probe(self, device):
+        return {"TYPE": self.formatted[device]} if device in self.formatted else {}
 
     def ensure_filesystem(self, device, wanted_fstype):
         if device not in self.formatted:
@@ -252,6 +273,21 @@ class FakeFilesystems:
         if self.fail_mount:
             raise FilesystemError(f"fake mount of {device} failed")
         self.mounted[mountpoint] = device
+
+    def smaller_than_device(self, device, fstype):
+        return device in self.behind
+
+    def grow_unmounted(self, device, fstype):
+        return False  # grown after the mount, where the fakes record it
+
+    def short_of(self, device, fstype, size_bytes):
+        return device in self.behind
+
+    def grow(self, device, mountpoint):
+        if self.mounted.get(mountpoint) != device:
+            raise FilesystemError(f"{mountpoint} is not mounted; cannot grow its file system")
+        self.grown.append((device, mountpoint))
+        self.behind.discard(device)
 
     def move_mount(self, source, mountpoint):
         self.mounted[mountpoint] = self.mounted.pop(source)
@@ -333,6 +369,19 @@ class FakeManila:
         meta = {k: v for k, v in share.metadata.items() if k not in (OWNER_KEY, ADOPTED_FROM_KEY)}
         self.shares[share.id] = dataclasses.replace(
             share, name=share.metadata.get(ADOPTED_FROM_KEY) or None, metadata=meta)
+
+    def untag(self, share):
+        self.calls.append(("untag", share.id))
+        meta = {k: v for k, v in share.metadata.items() if k != OWNER_KEY}
+        self.shares[share.id] = dataclasses.replace(share, metadata=meta)
+
+    def extend(self, share, new_size_gb):
+        self.calls.append(("extend", share.id, new_size_gb))
+        current = self.get(share.id)
+        if new_size_gb <= current.size_gb or current.status != "available":
+            raise Conflict(f"Manila refused to extend share {share.id}")
+        self.shares[share.id] = dataclasses.replace(current, size_gb=new_size_gb)
+        return self.shares[share.id]
 
     def rules(self, share_id):
         self.get(share_id)

@@ -20,6 +20,45 @@ _MKFS_ARGV = {
     "xfs": ["mkfs.xfs", "-q"],
 }
 
+# Growing a mounted file system into its device: ext4 by device, xfs by mount point.
+_GROW_ARGV = {
+    "ext4": lambda device, mountpoint: ["resize2fs", device],
+    "xfs": lambda device, mountpoint: ["xfs_growfs", mountpoint],
+}
+# A file system this much smaller than its device was made on, or grown to, a
+# smaller device: volumes grow by whole GiB, while a grown file system may stop
+# short of the device's end by a partial block group (ext4) or allocation group (xfs).
+GROW_SLACK = 64 * 1024**2
+_EXT4_MAGIC = 0xEF53
+_EXT4_INCOMPAT_64BIT = 0x80
+
+
+def device_size(device) -> int:
+    """The size of a block device (or file) in bytes."""
+    fd = os.open(device, os.O_RDONLY)
+    try:
+        return os.lseek(fd, 0, os.SEEK_END)
+    finally:
+        os.close(fd)
+
+
+def filesystem_size(device, fstype) -> int | None:
+    """How many bytes of `device` its ext4 or xfs file system spans, from its
+    superblock (None: another type, or no superblock of that type)."""
+    with open(device, "rb") as f:
+        head = f.read(2048)
+    if fstype == "ext4" and len(head) >= 2048:
+        sb = head[1024:]
+        if int.from_bytes(sb[56:58], "little") != _EXT4_MAGIC:
+            return None
+        blocks = int.from_bytes(sb[4:8], "little")
+        if int.from_bytes(sb[96:100], "little") & _EXT4_INCOMPAT_64BIT:
+            blocks |= int.from_bytes(sb[336:340], "little") << 32
+        return blocks * (1024 << int.from_bytes(sb[24:28], "little"))
+    if fstype == "xfs" and len(head) >= 16 and head[:4] == b"XFSB":
+        return int.from_bytes(head[4:8], "big") * int.from_bytes(head[8:16], "big")
+    return None
+
 
 @dataclass(frozen=True)
 class MountEntry:
@@ -114,6 +153,61 @@ class Filesystems:
             raise FilesystemError(
                 f"mounting {device} ({fstype}) at {mountpoint} failed: {exc}"
             ) from exc
+
+    def smaller_than_device(self, device, fstype) -> bool:
+        """True when the (unmounted) file system ends well before its device does:
+        the volume grew while it was not on this host."""
+        try:
+            fs_bytes = filesystem_size(device, fstype)
+            return fs_bytes is not None and device_size(device) - fs_bytes > GROW_SLACK
+        except OSError as exc:
+            LOG.warning("cannot compare the sizes of %s and its file system: %s", device, exc)
+            return False
+
+    def short_of(self, device, fstype, size_bytes) -> bool:
+        """True when the device, or its file system, is well short of `size_bytes`."""
+        try:
+            fs_bytes = filesystem_size(device, fstype)
+            dev_bytes = device_size(device)
+        except OSError as exc:
+            LOG.warning("cannot read the sizes of %s and its file system: %s", device, exc)
+            return False
+        return min(dev_bytes, fs_bytes if fs_bytes is not None else dev_bytes) < size_bytes - GROW_SLACK
+
+    def grow(self, device, mountpoint) -> None:
+        """Grow the file system mounted at `mountpoint` (from `device`) to the whole device."""
+        entry = self.mount_at(mountpoint)
+        if entry is None:
+            raise FilesystemError(f"{mountpoint} is not mounted; cannot grow its file system")
+        if entry.fstype not in _GROW_ARGV:
+            raise FilesystemError(f"cannot grow a {entry.fstype} file system; fuxi grows {', '.join(_GROW_ARGV)}")
+        argv = _GROW_ARGV[entry.fstype](device, mountpoint)
+        LOG.info("growing the %s file system at %s: %s", entry.fstype, mountpoint, " ".join(argv))
+        try:
+            self._executor.run(argv)
+        except CommandError as exc:
+            hint = ""
+            if entry.fstype == "ext4" and "Permission denied" in str(exc):
+                # The kernel's online resize (EXT4_IOC_RESIZE_FS) wants CAP_SYS_RESOURCE.
+                hint = ("; an online ext4 resize needs CAP_SYS_RESOURCE, which fuxi-server lacks here: "
+                        "the file system grows offline at the volume's next mount")
+            raise FilesystemError(
+                f"growing the mounted {entry.fstype} file system of {device} failed: {exc}{hint}") from exc
+
+    def grow_unmounted(self, device, fstype) -> bool:
+        """Grow an unmounted ext4 file system to its whole device (checked with
+        `e2fsck -f -p` first, as resize2fs demands); True when done. xfs grows
+        only while mounted: False, for `grow` after the mount."""
+        if fstype != "ext4":
+            return False
+        LOG.info("growing the unmounted ext4 file system of %s", device)
+        try:
+            # 0: clean; 1: errors corrected (a preen fixes only what is safe to fix).
+            self._executor.run(["e2fsck", "-f", "-p", device], ok_exit_codes=(0, 1))
+            self._executor.run(["resize2fs", device])
+        except CommandError as exc:
+            raise FilesystemError(f"growing the ext4 file system of {device} failed: {exc}") from exc
+        return True
 
     def move_mount(self, source, mountpoint) -> None:
         """Hand a mount (a pool volume's staged one) over to `mountpoint`.

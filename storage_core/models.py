@@ -9,8 +9,9 @@ from typing import Mapping
 OWNER_KEY = "volume_from"
 OWNER_VALUE = "fuxi"
 FSTYPE_KEY = "fstype"
-# On a share adopted with `share_id`: the name it had before, so that giving it
-# back (on remove) restores it as it was instead of deleting someone's data.
+# On a share adopted with `share_id` (a volume with `volume_id`): the name it had
+# before, so that giving it back (on remove or release) restores it as it was
+# instead of deleting someone's data.
 ADOPTED_FROM_KEY = "fuxi_adopted_from"
 # On a volume of the warm pool: the pool's key (storage_core.pool.spec). Such
 # volumes are ours but nobody's yet: never listed, found or mounted as a user's.
@@ -28,6 +29,8 @@ class VolumeSpec:
     availability_zone: str | None = None
     # More metadata to create the volume with (the pool's tags).
     extra_metadata: Mapping[str, str] = field(default_factory=dict)
+    # Adopt this existing volume under `name` instead of creating one.
+    adopt_volume_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,10 @@ class CloudVolume:
     @property
     def fstype(self) -> str | None:
         return self.metadata.get(FSTYPE_KEY)
+
+    @property
+    def adopted(self) -> bool:
+        return ADOPTED_FROM_KEY in self.metadata
 
 
 @dataclass(frozen=True)

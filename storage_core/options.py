@@ -5,16 +5,20 @@ what is allowed. `backend` picks where the volume lives; the other options
 belong to that backend.
 """
 
+import uuid
+
 from storage_core.config import MIN_SIZE_GB, ShareConfig, VolumeLimits
 from storage_core.errors import InvalidInput
 from storage_core.models import SHARE_PROTOCOLS, ShareSpec, VolumeSpec
 from storage_core.names import validate_volume_name
 
 BACKEND_OPTION = "backend"
-VOLUME_OPTIONS = ("size", "type", "availability_zone", "fstype")
+VOLUME_OPTIONS = ("size", "type", "availability_zone", "fstype", "volume_id")
 SHARE_OPTIONS = ("size", "proto", "share_type", "share_network", "availability_zone", "share_id")
 # With share_id the share exists already: its size, protocol and placement are its own.
 _ADOPT_OPTIONS = ("share_id",)
+# With volume_id the volume exists already: its size, type, placement and file system are its own.
+_ADOPT_VOLUME_OPTIONS = ("volume_id",)
 _MAX_TEXT_OPTION = 255
 _MAX_SIZE_DIGITS = 9
 
@@ -44,6 +48,15 @@ def split_backend(name, options, default_backend, enabled_backends) -> tuple[str
 def parse_volume_options(name, options, limits: VolumeLimits) -> VolumeSpec:
     """Options of a Cinder volume (already split from `backend`)."""
     _refuse_unknown(options, VOLUME_OPTIONS, "a Cinder volume")
+    adopt = _parse_volume_id(options.get("volume_id"))
+    if adopt is not None:
+        extra = sorted(k for k in options if k not in _ADOPT_VOLUME_OPTIONS)
+        if extra:
+            raise InvalidInput(
+                f"option volume_id adopts an existing volume as it is; drop {', '.join(extra)} "
+                "(its size, type, placement and file system are the volume's own)"
+            )
+        return VolumeSpec(name=name, size_gb=0, fstype="", adopt_volume_id=adopt)
     return VolumeSpec(
         name=name,
         size_gb=_parse_size(options.get("size"), limits),
@@ -109,6 +122,19 @@ def _parse_fstype(raw, limits: VolumeLimits) -> str:
             f"option fstype={_shorten(raw)!r} is not supported; allowed: {', '.join(limits.allowed_fstypes)}"
         )
     return raw
+
+
+def _parse_volume_id(raw):
+    if raw is None:
+        return None
+    try:
+        # Cinder's ids are UUIDs; anything else could only ever be "not found".
+        return str(uuid.UUID(raw.strip()))
+    except ValueError:
+        raise InvalidInput(
+            f"option volume_id={_shorten(raw)!r} is not a Cinder volume id; allowed: a UUID "
+            "(`openstack volume list` shows them)"
+        ) from None
 
 
 def _parse_proto(raw, default) -> str:

@@ -21,7 +21,7 @@ from oslo_concurrency import lockutils
 
 from storage_core.crashpoints import crash_point
 from storage_core.errors import Conflict, InvalidInput, NotFound, NotOwned, StorageError
-from storage_core.models import OWNER_KEY, OWNER_VALUE, VolumeInfo, holder_of
+from storage_core.models import ADOPTED_FROM_KEY, OWNER_KEY, OWNER_VALUE, VolumeInfo, holder_of
 from storage_core.names import validate_volume_name
 from storage_core.options import split_backend
 from storage_core.pool.claims import CLAIMED_FROM_KEY
@@ -60,6 +60,18 @@ class VolumeDetails:
     host: Mapping | None = None
     # {caller id: live mounts} on this host.
     mount_callers: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Released:
+    """release()'s answer: what fuxi let go of, and the name it has in the cloud now."""
+
+    name: str
+    backend: str
+    volume_id: str
+    adopted: bool
+    # The cloud's name of it now: the name it had before adoption, else `name`.
+    cloud_name: str | None
 
 
 class VolumeService:
@@ -271,6 +283,39 @@ class VolumeService:
             self._forget(name)
             LOG.info("removed %s %s (%s)", kind.noun, name, vol.id)
 
+    def release(self, name) -> Released:
+        """Forget a volume without deleting it: fuxi's tags go, an adopted one gets
+        the name it had back (one fuxi made keeps its name), and this host's
+        catalog forgets it (other hosts' at their next refresh). Refused while
+        mounted here or used by another host."""
+        validate_volume_name(name)
+        with self._lock(name):
+            mounts = self._drop_stale_mounts(name)
+            if mounts:
+                raise Conflict(
+                    f"volume {name!r} is still mounted {mounts} time(s) on this host; "
+                    "stop the containers using it before releasing it"
+                )
+            kind, vol = self._locate(name)
+            if vol is None:
+                self._forget(name)
+                raise NotFound(f"volume {name!r} does not exist; nothing to release")
+            if not vol.owned:
+                raise NotOwned(
+                    f"{kind.noun} {name!r} ({vol.id}) is not fuxi's (no {OWNER_KEY}={OWNER_VALUE} "
+                    "metadata); nothing to release"
+                )
+            if self._release_host(name):
+                vol = kind.get(vol.id)  # what this host held of it just went
+            kind.prepare_delete(vol, "releasing")
+            kind.give_back(vol)
+            self._forget(name)
+            adopted = ADOPTED_FROM_KEY in vol.metadata
+            cloud_name = (vol.metadata[ADOPTED_FROM_KEY] or None) if adopted else vol.name
+            LOG.info("released %s %s (%s); it is %r in the cloud, not deleted", kind.noun, name, vol.id,
+                     cloud_name)
+            return Released(name, kind.name, vol.id, adopted, cloud_name)
+
     # -- mounts ---------------------------------------------------------
 
     def mount(self, name, caller_id) -> str:
@@ -404,6 +449,40 @@ class VolumeService:
                 pass
         LOG.info("volume %s released from this host", hv.name)
 
+    # -- growing ------------------------------------------------------------
+
+    def extend(self, name, size_gb) -> "Extended":
+        """Grow volume `name` to `size_gb` GiB. Mounted here: the cloud grows it
+        (online where it allows), then the device is rescanned and the mounted
+        file system grown, while containers keep using it. On no host: only
+        the cloud grows it; the file system follows at its next mount. A share
+        just grows in Manila (its mounts see the new size at once)."""
+        validate_volume_name(name)
+        with self._lock(name):
+            kind, vol = self._find_owned(name, "extend")
+            if not hasattr(kind, "extend"):
+                raise InvalidInput(f"a {kind.name.capitalize()} {kind.noun} cannot be extended by fuxi")
+            hv = self._state.host_volume(name)
+            if hv is not None and not (hv.phase == Phase.MOUNTED and self._fs.is_mounted(hv.mountpoint)):
+                raise Conflict(
+                    f"{kind.noun} {name!r} is half on this host (an attach or mount did not finish, "
+                    f"{hv.phase}); mount it again or remove it, then extend it"
+                )
+            old_size = vol.size_gb
+            try:
+                grown = kind.extend(vol, size_gb, hv)
+            except StorageError:
+                # The cloud may have grown it before the host's part failed: the catalog says so.
+                try:
+                    self._remember(kind.name, kind.get(vol.id))
+                except StorageError:
+                    pass
+                raise
+            self._remember(kind.name, grown)
+            LOG.info("extended %s %s (%s) from %d to %d GiB%s", kind.noun, name, vol.id, old_size, grown.size_gb,
+                     " while mounted here" if hv is not None else "")
+            return Extended(name, kind.name, vol.id, old_size, grown.size_gb, mounted_here=hv is not None)
+
     # -- after a crash or a reboot ----------------------------------------
 
     def reconcile(self) -> list[str]:
@@ -504,6 +583,19 @@ class VolumeService:
             "attach_mode": cinder.attach_mode if cinder is not None else None,
             "pools": [pool.name for pool in self.pools.pools] if self.pools is not None else [],
         }
+
+
+@dataclass(frozen=True)
+class Extended:
+    """extend()'s answer. `mounted_here`: the file system was grown online on
+    this host; else it grows at the volume's next mount (a share: nothing to grow)."""
+
+    name: str
+    backend: str
+    volume_id: str
+    old_size_gb: int
+    new_size_gb: int
+    mounted_here: bool
 
 
 def _younger(vol, than) -> bool:

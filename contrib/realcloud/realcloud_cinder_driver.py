@@ -134,11 +134,13 @@ class LoopFileDriver(driver.VolumeDriver):
                 pass
 
     def extend_volume(self, volume, new_size):
-        path = self.local_path(volume)
+        # The driver's part of an extend (offline, or online at 3.42): the
+        # backing file grows. A loop device bound to it keeps its old size,
+        # as an iSCSI session does, until the host that attached it rescans
+        # (fuxi runs `losetup -c` where os-brick's rescan would run).
         with _LOCK:
-            os.truncate(path, new_size * GIB)
-            for dev in loops_of(path):
-                _run(['losetup', '-c', dev])
+            os.truncate(self.local_path(volume), new_size * GIB)
+        LOG.info('realcloud: extended %s to %d GiB', self.local_path(volume), new_size)
 
     # -- exports and connections ----------------------------------------
 
@@ -216,6 +218,7 @@ class LoopFileDriver(driver.VolumeDriver):
                 'thin_provisioning_support': True,
                 'thick_provisioning_support': False,
                 'multiattach': True,
+                'online_extend_support': True,
                 'QoS_support': False,
             }],
         }

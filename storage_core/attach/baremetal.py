@@ -60,6 +60,10 @@ class BareMetalAttacher:
         crash_point("detach.deleted")
         LOG.info("volume %s detached (attachment %s)", attachment.volume_id, attachment.attachment_id)
 
+    def rescan(self, attachment: HostAttachment, wanted_bytes) -> int:
+        """The volume grew in the cloud: make its device here show the new size."""
+        return self._brick.extend(attachment.connection_info, attachment.device_path, wanted_bytes)
+
     def host_attachments(self, volume_id=None) -> list[tuple[str, str]]:
         """(volume id, attachment id) of the attachments this host made that its
         journal may have missed.

@@ -42,13 +42,21 @@ def _root_helper():
 class Brick:
     """The few os-brick calls storage_core makes, with errors translated."""
 
-    def __init__(self, lock_dir, device_scan_attempts=3):
+    def __init__(self, lock_dir, device_scan_attempts=3, resizer=None):
         # os-brick is loaded here, before the worker's request threads exist: loaded
         # later from a request thread (it brings oslo.privsep and eventlet), it kept
         # the worker from exiting on SIGTERM until gunicorn's graceful timeout ran out.
         configure(lock_dir)
         self._lock_dir = lock_dir
         self._device_scan_attempts = device_scan_attempts
+        # Loop devices (the LOCAL protocol's, on devcloud and the test Cinder) are
+        # refreshed here, where a connector's rescan would run.
+        if resizer is None:
+            from storage_core.attach.resize import DeviceResizer
+            from storage_core.executor import Executor
+
+            resizer = DeviceResizer(Executor())
+        self._resizer = resizer
         self._connectors = {}
         self._lock = threading.Lock()
 
@@ -91,6 +99,22 @@ class Brick:
         if not device_info or not device_info.get("path"):
             raise AttachError(f"os-brick connected the {protocol} volume but reported no device path")
         return device_info
+
+    def extend(self, connection_info, device_path, wanted_bytes) -> int:
+        """Make the connected device show the volume's new size (the cloud grew
+        it); its size in bytes. os-brick's connector rescans (iSCSI, FC, NVMe-oF
+        ...); its LOCAL connector only reads the size back, so a LOCAL loop
+        device is first refreshed with `losetup -c`."""
+        protocol, data = _split(connection_info)
+        if protocol.upper() == "LOCAL":
+            self._resizer.refresh_if_loop(device_path)
+        try:
+            self._connector(protocol).extend_volume(data)
+        except AttachError:
+            raise
+        except Exception as exc:
+            raise AttachError(f"os-brick could not rescan the extended {protocol} volume: {exc}") from exc
+        return self._resizer.wait_for_size(device_path, wanted_bytes)
 
     def disconnect(self, connection_info, device_info) -> None:
         protocol, data = _split(connection_info)

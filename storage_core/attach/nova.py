@@ -33,7 +33,8 @@ class NovaAttacher:
     mode = "nova"
 
     def __init__(
-        self, nova, cinder, devices, server_id, clock=None, in_use_timeout=50.0, detach_timeout=55.0
+        self, nova, cinder, devices, server_id, clock=None, in_use_timeout=50.0, detach_timeout=55.0,
+        resizer=None,
     ):
         self._nova = nova
         self._cinder = cinder
@@ -42,6 +43,12 @@ class NovaAttacher:
         self._clock = clock or Clock()
         self._in_use_timeout = in_use_timeout
         self._detach_timeout = detach_timeout
+        if resizer is None:
+            from storage_core.attach.resize import DeviceResizer
+            from storage_core.executor import Executor
+
+            resizer = DeviceResizer(Executor())
+        self._resizer = resizer
 
     def attach(self, volume: CloudVolume, journal) -> HostAttachment:
         """Attach `volume` to this instance; call journal(HostAttachment) once Nova accepted."""
@@ -88,6 +95,17 @@ class NovaAttacher:
         self._wait_detached(attachment.volume_id, server_id, self._detach_timeout)
         crash_point("detach.deleted")
         LOG.info("volume %s detached from instance %s", attachment.volume_id, server_id)
+
+    def rescan(self, attachment: HostAttachment, wanted_bytes) -> int:
+        """The volume grew in the cloud: wait for its disk here to show the new size.
+
+        Cinder tells Nova (an external event), the hypervisor resizes the
+        virtio/SCSI disk and the guest kernel sees the new capacity by itself.
+        devcloud's emulated hypervisor gives its guest loop devices, which
+        learn their new size only through `losetup -c`.
+        """
+        self._resizer.refresh_if_loop(attachment.device_path)
+        return self._resizer.wait_for_size(attachment.device_path, wanted_bytes)
 
     def host_attachments(self, volume_id=None) -> list[tuple[str, str]]:
         """(volume id, attachment id) of every Cinder attachment of this instance, of one volume or all."""

@@ -28,6 +28,8 @@ LOG = logging.getLogger(__name__)
 # Microversions of the attachments API ("new attach flow").
 ATTACHMENT_CREATE_MICROVERSION = "3.27"
 ATTACHMENT_COMPLETE_MICROVERSION = "3.44"
+# os-extend of an in-use volume (an online extend); below it only available ones grow.
+EXTEND_IN_USE_MICROVERSION = "3.42"
 
 # How long a create that got no answer is looked for by name before its error stands.
 LOST_CREATE_GRACE = 5.0
@@ -222,6 +224,45 @@ class CinderBackend:
                     f"Cinder refused to delete volume {volume.name!r} ({volume.id}): {_detail(exc)}"
                 ) from exc
         self.wait_gone(volume.id, self._delete_timeout)
+
+    def extend(self, volume: CloudVolume, new_size_gb, timeout=None) -> CloudVolume:
+        """Grow `volume` to `new_size_gb` GiB (Cinder's os-extend) and wait until
+        Cinder is done: ``extending``, then back to ``available`` or ``in-use``
+        at the new size. An in-use volume needs microversion 3.42 (online
+        extend); a cloud without it is refused here, before anything changes."""
+        in_use = volume.status == "in-use"
+        microversion = None
+        if in_use:
+            with _translate_errors("reading Cinder's API version"):
+                if not sdk_utils.supports_microversion(self._bs, EXTEND_IN_USE_MICROVERSION):
+                    raise Conflict(
+                        f"volume {volume.name!r} is in use, and this Cinder cannot extend a volume in use "
+                        f"(microversion {EXTEND_IN_USE_MICROVERSION} needed); unmount it everywhere first"
+                    )
+            microversion = EXTEND_IN_USE_MICROVERSION
+        with _translate_errors(f"extending volume {volume.name!r} ({volume.id})"):
+            resp = self._bs.post(f"/volumes/{volume.id}/action", json={"os-extend": {"new_size": new_size_gb}},
+                                 microversion=microversion)
+            try:
+                sdk_exceptions.raise_from_response(resp)
+            except sdk_exceptions.BadRequestException as exc:
+                raise Conflict(
+                    f"Cinder refused to extend volume {volume.name!r} ({volume.id}) from {volume.size_gb} "
+                    f"to {new_size_gb} GiB: {_detail(exc)}"
+                ) from exc
+        LOG.info("extending Cinder volume %s from %d to %d GiB", volume.id, volume.size_gb, new_size_gb)
+
+        def done():
+            vol = self.get(volume.id)
+            if vol.status in _FAILED_STATUSES:
+                raise CloudError(
+                    f"volume {vol.name!r} ({vol.id}) went to status {vol.status!r} while extending to "
+                    f"{new_size_gb} GiB; see the cinder-volume logs (an admin resets it with os-reset_status)"
+                )
+            return vol if vol.status in ("available", "in-use") and vol.size_gb >= new_size_gb else None
+
+        return wait_until(done, timeout or self._create_timeout, f"volume {volume.id} to grow to {new_size_gb} GiB",
+                          self._clock, check_first=False)
 
     def wait_for_status(self, volume_id, wanted, timeout, check_first=True) -> CloudVolume:
         def check():

@@ -25,7 +25,9 @@ from storage_core.waits import wait_until
 
 LOG = logging.getLogger(__name__)
 
-_FAILED_SHARE_STATUSES = ("error", "error_deleting")
+_FAILED_SHARE_STATUSES = ("error", "error_deleting", "extending_error")
+# The share action "extend" (without the "os-" prefix) exists from 2.7 on.
+EXTEND_MICROVERSION = "2.7"
 _FAILED_RULE_STATES = ("error",)
 
 
@@ -169,6 +171,27 @@ class ManilaBackend:
             self._sfs.update_share(share.id, display_name=original)
             self._sfs.delete_share_metadata(share.id, [OWNER_KEY, ADOPTED_FROM_KEY])
         LOG.info("gave back Manila share %s as %r, not deleted", share.id, original)
+
+    def untag(self, share: CloudShare) -> None:
+        """Forget a share fuxi made without deleting it: its name stays, fuxi's tag goes."""
+        with translate_errors(f"untagging share {share.id}", "Manila"):
+            self._sfs.delete_share_metadata(share.id, [OWNER_KEY])
+        LOG.info("released Manila share %s (%r), not deleted", share.id, share.name)
+
+    def extend(self, share: CloudShare, new_size_gb) -> CloudShare:
+        """Grow the share to `new_size_gb` GiB (Manila's extend action) and wait
+        until it is available at that size."""
+        with translate_errors(f"extending share {share.name!r} ({share.id})", "Manila"):
+            try:
+                # "extend" from 2.7 on ("os-extend" before); the SDK's own call sends no microversion.
+                resp = self._sfs.post(f"/shares/{share.id}/action", json={"extend": {"new_size": new_size_gb}},
+                                      microversion=EXTEND_MICROVERSION)
+                sdk_exceptions.raise_from_response(resp)
+            except sdk_exceptions.BadRequestException as exc:
+                raise Conflict(f"Manila refused to extend share {share.name!r} from {share.size_gb} to "
+                               f"{new_size_gb} GiB: {detail(exc)}") from exc
+        LOG.info("extending Manila share %s from %d to %d GiB", share.id, share.size_gb, new_size_gb)
+        return self._wait_share(share.id, "available", self._create_timeout)
 
     def _wait_share(self, share_id, wanted, timeout) -> CloudShare:
         def check():

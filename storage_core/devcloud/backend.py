@@ -220,6 +220,36 @@ class VolumeService:
                 self._touch(volume, **changes)
             return volume, before
 
+    def extend_volume(self, project_id, volume_id, new_size, in_use_allowed) -> None:
+        """Cinder's os-extend: ``available`` (or, when the request's microversion
+        allows, ``in-use``) -> ``extending`` -> back, at the new size. The driver's
+        part is growing the sparse file; a loop device bound to it keeps its old
+        size until its holder runs ``losetup -c``, as a host must rescan on a
+        real cloud."""
+        with self._store.transaction():
+            volume = self.get_volume(project_id, volume_id)
+            if new_size <= volume["size"]:
+                raise Invalid("Invalid input received: New size for extend must be greater than current "
+                              f"size. (current: {volume['size']}, extended: {new_size}).")
+            expected = "in-use" if in_use_allowed and volume["status"] == "in-use" else "available"
+            if volume["status"] != expected:
+                raise Invalid(f"Invalid volume: Volume {volume_id} status must be "
+                              f"'{{'status': '{expected}'}}' to extend, currently {volume['status']}.")
+            self._touch(volume, status="extending")
+        self._scheduler.call_later(self._latency().create, self._finish_extend, volume_id, new_size, expected)
+
+    def _finish_extend(self, volume_id, new_size, previous_status):
+        try:
+            os.truncate(self.path(volume_id), new_size * GIB)
+            status, size = previous_status, new_size
+        except OSError:
+            LOG.exception("could not grow the file of volume %s", volume_id)
+            status, size = "error_extending", None
+        with self._store.transaction():
+            volume = self._store.get("volume", volume_id)
+            if volume is not None and volume["status"] == "extending":
+                self._touch(volume, status=status, size=size or volume["size"])
+
     def reset_status(self, project_id, volume_id, status) -> None:
         """Cinder's os-reset_status (admin): set the status, nothing else."""
         with self._store.transaction():

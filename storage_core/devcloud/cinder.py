@@ -115,8 +115,9 @@ class BlockStorage:
             r("GET", "volumes/*", self._show_volume, "volume.get"),
             r("PUT", "volumes/*", self._update_volume, "volume.update"),
             r("DELETE", "volumes/*", self._delete_volume, "volume.delete"),
-            # Admin actions; only os-reset_status, how an operator mends a
-            # volume a failure left in "error" (no fault hook of its own).
+            # Volume actions: os-extend (fault hook "volume.extend", inside),
+            # and the admin's os-reset_status, how an operator mends a volume
+            # a failure left in "error" (no fault hook of its own).
             r("POST", "volumes/*/action", self._volume_action),
             r("GET", "volumes/*/metadata", self._get_metadata, "volume.metadata"),
             r("POST", "volumes/*/metadata", self._update_metadata, "volume.metadata"),
@@ -301,12 +302,32 @@ class BlockStorage:
         if not isinstance(body, dict) or len(body) != 1:
             raise Invalid("Malformed request body")
         action, args = next(iter(body.items()))
+        if action == "os-extend":
+            return self._extend(ctx, volume_id, args)
         if action != "os-reset_status":
             raise Invalid(f"There is no such action: {action}")
         status = args.get("status") if isinstance(args, dict) else None
         if status not in RESETTABLE_STATUSES:
             raise _invalid_field("status", status, f"{status!r} is not one of {list(RESETTABLE_STATUSES)}")
         self._service.reset_status(ctx.project_id, volume_id, status)
+        return Response(202)
+
+    def _extend(self, ctx, volume_id, args):
+        """os-extend: an available volume, or (from 3.42) an in-use one, grows;
+        the backing file grows, and whoever holds its loop device refreshes it."""
+        fault = apply_fault(self._faults, "volume.extend", cinder_error)
+        if fault is not None:
+            return fault
+        if not isinstance(args, dict):
+            raise _invalid_field("os-extend", args, f"{args!r} is not of type 'object'")
+        if "new_size" not in args:
+            raise _invalid_field("os-extend", args, "'new_size' is a required property")
+        extra = [k for k in args if k != "new_size"]
+        if extra:
+            raise _invalid_field("os-extend", args, _unexpected(extra))
+        new_size = _volume_size(args["new_size"], field="new_size")
+        self._service.extend_volume(ctx.project_id, volume_id, new_size,
+                                    in_use_allowed=ctx.version >= mv.VOLUME_EXTEND_INUSE)
         return Response(202)
 
     def _get_metadata(self, ctx, volume_id):
@@ -654,20 +675,20 @@ def _volume_update(body, version) -> dict:
     return changes
 
 
-def _volume_size(value):
+def _volume_size(value, field="size"):
     if value is None:
         raise Invalid("Invalid input received: Volume size is required when not creating "
                       "from a snapshot, a volume, an image or a backup.")
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise _invalid_field("size", value, f"{value!r} is not of type 'integer', 'string'")
+        raise _invalid_field(field, value, f"{value!r} is not of type 'integer', 'string'")
     if isinstance(value, str):
         if not value.isdigit():
-            raise _invalid_field("size", value, f"{value!r} does not match '^[0-9]+$'")
+            raise _invalid_field(field, value, f"{value!r} does not match '^[0-9]+$'")
         value = int(value)
     if value < 1:
-        raise _invalid_field("size", value, f"{value} is less than the minimum of 1")
+        raise _invalid_field(field, value, f"{value} is less than the minimum of 1")
     if value > 2**31 - 1:
-        raise _invalid_field("size", value, f"{value} is greater than the maximum of "
+        raise _invalid_field(field, value, f"{value} is greater than the maximum of "
                                             f"{2**31 - 1}")
     return value
 

@@ -458,6 +458,7 @@ class SharedFileSystem:
             "deny_access": (self._deny_access, "access.delete"),
             "access_list": (self._access_list, "access.list"),
             "force_delete": (self._force_delete, "share.delete"),
+            "extend": (self._extend, "share.extend"),
         }
         key = name[3:] if name.startswith("os-") else name
         if key not in actions:
@@ -511,6 +512,15 @@ class SharedFileSystem:
         self._get(ctx, share_id, _ACTION_NOT_FOUND)
         rules = self._service.rules_of(share_id)
         return Response(200, {"access_list": [self._rule_view(ctx, r) for r in rules]})
+
+    def _extend(self, ctx, share_id, args):
+        self._get(ctx, share_id)
+        try:
+            new_size = int(args["new_size"])
+        except (KeyError, ValueError, TypeError):
+            raise ShareError(400, "New share size must be specified as an integer.") from None
+        self._service.extend_share(ctx.project_id, share_id, new_size)
+        return Response(202)
 
     def _force_delete(self, ctx, share_id, _args):
         self._get(ctx, share_id)

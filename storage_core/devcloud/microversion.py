@@ -57,6 +57,7 @@ MAX_VERSION = APIVersion(3, 71)
 
 # Microversions devcloud's behaviour depends on (named as in Cinder).
 NEW_ATTACH = APIVersion(3, 27)
+VOLUME_EXTEND_INUSE = APIVersion(3, 42)
 RESOURCE_FILTER = APIVersion(3, 34)
 GROUP_VOLUME = APIVersion(3, 13)
 VOLUME_DETAIL_PROVIDER_ID = APIVersion(3, 21)

@@ -285,6 +285,26 @@ class ShareService:
             share = self.get_share(project_id, share_id)
             return self._touch(share, **changes)
 
+    def extend_share(self, project_id, share_id, new_size) -> None:
+        """Manila's share extend: available -> extending -> available, bigger.
+        A share here is a directory: its size is a number, nothing to grow."""
+        with self._store.transaction():
+            share = self.get_share(project_id, share_id)
+            if share["status"] != "available":
+                raise ShareError(400, f"Invalid share: Share {share_id} status must be 'available' to "
+                                      f"extend, but current status is: {share['status']}.")
+            if new_size <= share["size"]:
+                raise ShareError(400, "Invalid input received: New size for extend must be greater than "
+                                      f"current size. (current: {share['size']}, extended: {new_size}).")
+            self._touch(share, status="extending")
+        self._scheduler.call_later(self._latency().create, self._finish_extend, share_id, new_size)
+
+    def _finish_extend(self, share_id, new_size):
+        with self._store.transaction():
+            share = self._store.get("share", share_id)
+            if share is not None and share["status"] == "extending":
+                self._touch(share, status="available", size=new_size)
+
     def delete_share(self, project_id, share_id, force=False) -> None:
         with self._store.transaction():
             share = self.get_share(project_id, share_id)

@@ -18,12 +18,33 @@ a kind object knows one backend. Each kind has:
   something to undo; on failure it raises and the service undoes what the
   journal holds with
 * ``take_off_host(host_volume)``: idempotent, whatever phase was reached;
-* ``prepare_delete(record)``: Conflict naming who else still uses it;
-  ``delete(record)``;
-* ``status(record)``: what Get reports about it.
+* ``prepare_delete(record, doing)``: Conflict naming who else still uses it;
+  ``delete(record)`` (an adopted record is given back, not deleted);
+  ``give_back(record)``: forget it without deleting it (fuxi's tags go, an
+  adopted one gets its old name back);
+* ``status(record)``: what Get reports about it;
+* ``extend(record, size_gb, host_volume)``: grow it in the cloud and, when
+  ``host_volume`` (this host's mount of it) is given, make the mounted file
+  system show the new size; the new record.
 """
 
-from storage_core.errors import Conflict
+from storage_core.errors import Conflict, InvalidInput
+
+
+def check_new_size(noun, record, size_gb, limits) -> None:
+    """An extend must grow the volume, within the configured maximum."""
+    if isinstance(size_gb, bool) or not isinstance(size_gb, int):
+        raise InvalidInput(f"the new size must be a whole number of GiB, not {size_gb!r}")
+    if size_gb <= record.size_gb:
+        raise InvalidInput(
+            f"{noun} {record.name!r} is {record.size_gb} GiB; the new size ({size_gb} GiB) must be larger "
+            "(volumes only grow)"
+        )
+    if size_gb > limits.max_size_gb:
+        raise InvalidInput(
+            f"{size_gb} GiB is more than max_size_gb ({limits.max_size_gb} GiB) of this fuxi; "
+            f"{noun} {record.name!r} is {record.size_gb} GiB"
+        )
 
 
 def refuse_differences(noun, name, differences) -> None:

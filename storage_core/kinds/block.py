@@ -5,9 +5,18 @@ import dataclasses
 import logging
 
 from storage_core.crashpoints import crash_point
-from storage_core.errors import Conflict, NotFound
-from storage_core.kinds import refuse_differences
-from storage_core.models import OWNER_KEY, OWNER_VALUE, POOL_KEY, CloudVolume, VolumeSpec, holder_of
+from storage_core.errors import Conflict, FilesystemError, NotFound
+from storage_core.kinds import check_new_size, refuse_differences
+from storage_core.models import (
+    ADOPTED_FROM_KEY,
+    FSTYPE_KEY,
+    OWNER_KEY,
+    OWNER_VALUE,
+    POOL_KEY,
+    CloudVolume,
+    VolumeSpec,
+    holder_of,
+)
 from storage_core.options import parse_volume_options
 from storage_core.state import HostVolume, Phase
 from storage_core.timing import step
@@ -20,6 +29,16 @@ _ATTACHABLE = ("available",)
 _GOING = ("deleting", "error", "error_deleting")
 # How long a Remove waits for a volume another host is deleting (Docker allows 60 s).
 _GONE_TIMEOUT = 55.0
+GIB = 1024**3
+# Cinder statuses in which an existing volume can be adopted (`volume_id`): nobody
+# else may be using it, or its file system could be mounted twice.
+_ADOPTABLE = ("available",)
+
+
+def fuxi_keys(metadata) -> list[str]:
+    """The metadata keys fuxi put on a volume: its ownership tag, its file
+    system, the adoption record and every pool tag (all named fuxi_*)."""
+    return [k for k in metadata if k in (OWNER_KEY, FSTYPE_KEY) or k.startswith("fuxi_")]
 
 
 class CinderVolumes:
@@ -58,13 +77,88 @@ class CinderVolumes:
     def create(self, spec: VolumeSpec, mountpoint, journal) -> CloudVolume:
         """A ready pool volume when a pool serves the spec (a tier 3/4 one comes
         mounted at `mountpoint`, journaled); else a new volume. An empty pool
-        is no error: the cold path is always there."""
+        is no error: the cold path is always there. With `adopt_volume_id`,
+        that existing volume, adopted."""
+        if spec.adopt_volume_id:
+            return self.adopt(spec.adopt_volume_id, spec.name)
         if self._claims is not None:
             claimed = self._claims.claim(spec, mountpoint, journal)
             if claimed is not None:
                 return claimed
         with step("create", spec.name):
             return self._backend.create(spec)
+
+    def adopt(self, volume_id, name) -> CloudVolume:
+        """Make an existing, available volume fuxi's under `name`: renamed and
+        tagged in one update, its old name kept in its metadata so that giving
+        it back restores it. Its file system is detected at its first mount;
+        it is never formatted.
+
+        The update is made under Cinder's reservation (as a shared pool claim
+        is), which Cinder grants to one caller only: of two hosts adopting the
+        same volume at once, or a host adopting it while someone attaches it,
+        exactly one goes ahead."""
+        vol = self._adoptable(volume_id, name)
+        if vol.owned:
+            return vol  # adopted under this name already: a retry
+        try:
+            reservation = self._backend.reserve(volume_id)
+        except Conflict:
+            raise Conflict(
+                f"volume {vol.name!r} ({volume_id}) was taken by someone else while fuxi adopted it "
+                "(Cinder refused to reserve it); only an available volume can be adopted"
+            ) from None
+        try:
+            # Read again under the reservation: another host may have adopted it since.
+            current = self._adoptable(volume_id, name, reserved=True)
+            if not current.owned:
+                metadata = {**current.metadata, OWNER_KEY: OWNER_VALUE, ADOPTED_FROM_KEY: current.name or ""}
+                # A file system tag from its earlier life is not trusted: the first mount detects it.
+                metadata.pop(FSTYPE_KEY, None)
+                with step("adopt", name):
+                    self._backend.rename_and_replace_metadata(volume_id, name, metadata)
+                LOG.info("adopted Cinder volume %s (was %r) as %s", volume_id, current.name, name)
+        finally:
+            self._backend.release(reservation)
+        return self._backend.get(volume_id)  # read after the release: its status is final
+
+    def _adoptable(self, volume_id, name, reserved=False) -> CloudVolume:
+        """The volume, if it may be adopted as `name` (an owned one only when it is
+        `name` already); else NotFound or Conflict saying why not."""
+        try:
+            vol = self._backend.get(volume_id)
+        except NotFound:
+            raise NotFound(
+                f"volume {volume_id} does not exist in this project's Cinder, so it cannot be adopted as "
+                f"{name!r}; `openstack volume list` shows the ids"
+            ) from None
+        if vol.owned:
+            if vol.name == name and POOL_KEY not in vol.metadata:
+                return vol
+            what = "a warm-pool volume" if POOL_KEY in vol.metadata else f"the fuxi volume {vol.name!r}"
+            raise Conflict(
+                f"volume {volume_id} is already {what}; fuxi will not adopt it again as {name!r}"
+                + ("" if POOL_KEY in vol.metadata else "; use that name, or `fuxi release` it first")
+            )
+        if not reserved and vol.status not in _ADOPTABLE:
+            held_by = where(vol)
+            raise Conflict(
+                f"volume {vol.name!r} ({volume_id}) is {vol.status}"
+                + (f" (attached to {held_by})" if held_by else "")
+                + f"; only an {' or '.join(_ADOPTABLE)} volume can be adopted: detach it first"
+            )
+        return vol
+
+    def give_back(self, vol: CloudVolume) -> CloudVolume:
+        """Forget a volume without deleting it: fuxi's tags go, and an adopted
+        volume gets the name it had back (one made by fuxi keeps its name).
+        Whatever attached it must be gone already."""
+        original = vol.metadata.get(ADOPTED_FROM_KEY) if vol.adopted else vol.name
+        dropped = set(fuxi_keys(vol.metadata))
+        metadata = {k: v for k, v in vol.metadata.items() if k not in dropped}
+        given = self._backend.rename_and_replace_metadata(vol.id, original or "", metadata)
+        LOG.info("gave back Cinder volume %s as %r, not deleted", vol.id, original)
+        return given
 
     def namesakes(self, vol: CloudVolume) -> list[CloudVolume]:
         """fuxi's other live volumes called vol.name: made by another host's
@@ -73,6 +167,13 @@ class CinderVolumes:
                 if v.id != vol.id and v.owned and v.status not in _GOING]
 
     def same_or_conflict(self, existing: CloudVolume, spec: VolumeSpec) -> CloudVolume:
+        if spec.adopt_volume_id:
+            if existing.id != spec.adopt_volume_id:
+                raise Conflict(
+                    f"volume {spec.name!r} already exists ({existing.id}); it is not volume "
+                    f"{spec.adopt_volume_id}, so that volume cannot be adopted under this name"
+                )
+            return existing
         differences = []
         if existing.size_gb != spec.size_gb:
             differences.append(f"size {existing.size_gb} GiB (asked {spec.size_gb})")
@@ -87,13 +188,17 @@ class CinderVolumes:
         refuse_differences(self.noun, spec.name, differences)
         return existing
 
-    def prepare_delete(self, vol: CloudVolume) -> None:
+    def prepare_delete(self, vol: CloudVolume, doing="removing") -> None:
         if vol.attachments:
             raise Conflict(
-                f"volume {vol.name!r} is attached to {where(vol)}; unmount it there before removing it"
+                f"volume {vol.name!r} is attached to {where(vol)}; unmount it there before {doing} it"
             )
 
     def delete(self, vol: CloudVolume) -> None:
+        if vol.adopted:
+            # Adopted, not made, by fuxi: its data was someone's before; give it back whole.
+            self.give_back(vol)
+            return
         try:
             self._backend.delete(vol)
         except Conflict:
@@ -145,13 +250,47 @@ class CinderVolumes:
         )
         journal(hv)
         crash_point("mount.attached")
-        with step("mkfs", name):
-            fstype = self._fs.ensure_filesystem(attachment.device_path, vol.fstype or self._limits.default_fstype)
+        if vol.adopted:
+            fstype = self._detect_filesystem(vol, name, attachment.device_path)
+        else:
+            with step("mkfs", name):
+                fstype = self._fs.ensure_filesystem(attachment.device_path,
+                                                    vol.fstype or self._limits.default_fstype)
         crash_point("mount.formatted")
+        # Extended while on no host: the file system still has its old size.
+        behind = self._fs.smaller_than_device(attachment.device_path, fstype)
+        if behind:
+            with step("growfs", name):
+                behind = not self._fs.grow_unmounted(attachment.device_path, fstype)
         with step("mount", name):
             self._fs.mount(attachment.device_path, mountpoint, fstype)
         crash_point("mount.mounted")
+        if behind:
+            with step("growfs", name):
+                self._fs.grow(attachment.device_path, mountpoint)
         return dataclasses.replace(hv, phase=Phase.MOUNTED)
+
+    def _detect_filesystem(self, vol: CloudVolume, name, device) -> str:
+        """The file system of an adopted volume, as blkid finds it; recorded in its
+        metadata. Never formatted: a device without a signature blkid knows may
+        still hold someone's data (a raw database file, an encrypted disk)."""
+        signatures = self._fs.probe(device)
+        found = signatures.get("TYPE")
+        if not found:
+            raise FilesystemError(
+                f"volume {name!r} ({vol.id}) was adopted, and fuxi never formats an adopted volume, but it "
+                + (f"holds no file system ({', '.join(sorted(signatures))} found)" if signatures
+                   else "holds no file system blkid knows")
+                + "; give it back with `docker volume rm` and format it yourself, or create a new volume"
+            )
+        if found not in self._limits.allowed_fstypes:
+            raise FilesystemError(
+                f"volume {name!r} ({vol.id}) holds a {found} file system; fuxi mounts "
+                f"{', '.join(self._limits.allowed_fstypes)}"
+            )
+        if vol.fstype != found:
+            self._backend.update_metadata(vol.id, {FSTYPE_KEY: found}, ())
+        return found
 
     def take_off_host(self, hv: HostVolume) -> None:
         if hv.mountpoint:
@@ -187,15 +326,51 @@ class CinderVolumes:
     def release_leftover(self, volume_id, attachment_id) -> None:
         self._attacher.release_leftover(volume_id, attachment_id)
 
+    def extend(self, vol: CloudVolume, size_gb, hv: HostVolume | None) -> CloudVolume:
+        """Grow the volume to `size_gb` GiB in Cinder (online, at 3.42, when in
+        use); when it is mounted here (`hv`), rescan its device and grow the
+        mounted file system. Not on this host: only Cinder grows it, and the
+        file system grows at its next mount (put_on_host). Asked again for the
+        size the cloud already has, on a volume mounted here that is still
+        smaller on this host (an extend interrupted after the cloud's part), it
+        does the host's part."""
+        if hv is not None and size_gb == vol.size_gb and self._fs.short_of(
+                hv.device_path, vol.fstype or self._limits.default_fstype, size_gb * GIB):
+            LOG.warning("volume %s is %d GiB in Cinder but less on this host: finishing an interrupted extend",
+                        vol.name, size_gb)
+            self._grow_here(vol, hv, size_gb)
+            return vol
+        check_new_size(self.noun, vol, size_gb, self._limits)
+        held_here = 1 if hv is not None else 0
+        if len(vol.attachments) > held_here:
+            # Another host's device and file system would stay at the old size.
+            raise Conflict(
+                f"volume {vol.name!r} is attached to {where(vol)}; extend it on the host that mounts it "
+                "(fuxi grows the file system only where it runs)"
+            )
+        with step("extend", vol.name):
+            vol = self._backend.extend(vol, size_gb)
+        if hv is not None:
+            self._grow_here(vol, hv, size_gb)
+        return vol
+
+    def _grow_here(self, vol, hv: HostVolume, size_gb) -> None:
+        with step("rescan", vol.name):
+            self._attacher.rescan(hv.host_attachment, size_gb * GIB)
+        with step("growfs", vol.name):
+            self._fs.grow(hv.device_path, hv.mountpoint)
+
     def status(self, vol: CloudVolume) -> dict:
         return {
             "volume_id": vol.id,
             "size_gb": vol.size_gb,
-            "fstype": vol.fstype or self._limits.default_fstype,
+            # An adopted volume's file system is known from its first mount on.
+            "fstype": vol.fstype or (None if vol.adopted else self._limits.default_fstype),
             "cloud_status": vol.status,
             "attach_mode": self._attacher.mode,
             "volume_type": vol.volume_type,
             "availability_zone": vol.availability_zone,
+            "adopted": vol.adopted,
         }
 
 

@@ -14,10 +14,11 @@ import logging
 from storage_core.config import ShareConfig, VolumeLimits
 from storage_core.crashpoints import crash_point
 from storage_core.errors import Conflict, FilesystemError, InvalidInput, NotFound, StorageError
-from storage_core.kinds import refuse_differences
+from storage_core.kinds import check_new_size, refuse_differences
 from storage_core.models import AccessRule, CloudShare, ShareSpec
 from storage_core.options import parse_share_options
 from storage_core.state import HostVolume, Phase
+from storage_core.timing import step
 
 LOG = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ class ManilaShares:
         refuse_differences(self.noun, spec.name, differences)
         return existing
 
-    def prepare_delete(self, share: CloudShare) -> None:
+    def prepare_delete(self, share: CloudShare, doing="removing") -> None:
         """Refuse while another host still has access; drop rules of this host
         that no mount needs (left by a crash between grant and journal)."""
         others = []
@@ -125,8 +126,16 @@ class ManilaShares:
         if others:
             raise Conflict(
                 f"share {share.name!r} is still used by {', '.join(sorted(others))}; "
-                "unmount it on those hosts before removing it"
+                f"unmount it on those hosts before {doing} it"
             )
+
+    def give_back(self, share: CloudShare) -> None:
+        """Forget a share without deleting it: an adopted one gets its old name
+        back, one fuxi made keeps its name; fuxi's tags go."""
+        if share.adopted:
+            self._backend.give_back(share)
+        else:
+            self._backend.untag(share)
 
     def delete(self, share: CloudShare) -> None:
         if share.adopted:
@@ -224,6 +233,13 @@ class ManilaShares:
             self._backend.revoke(share_id, rule_id)
         except NotFound:
             pass  # the share (and every rule on it) is gone already
+
+    def extend(self, share: CloudShare, size_gb, hv=None) -> CloudShare:
+        """Grow the share in Manila; its mounts (here or anywhere) see the new size
+        by themselves: there is no host step."""
+        check_new_size(self.noun, share, size_gb, self._limits)
+        with step("extend", share.name):
+            return self._backend.extend(share, size_gb)
 
     def status(self, share: CloudShare) -> dict:
         return {

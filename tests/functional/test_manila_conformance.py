@@ -200,3 +200,12 @@ def test_adopt_and_give_back_round_trip_name_and_metadata(cloud, manila):
     assert manila.find("fuxi-name") is None
     manila.delete(back)
 
+
+def test_untag_forgets_a_share_fuxi_made_without_deleting_it(cloud, manila):
+    made = manila.create(ShareSpec(name=unique_name("NFS"), size_gb=1, proto="NFS"))
+    manila.untag(made)
+    kept = manila.get(made.id)
+    assert (kept.name, kept.owned, kept.status) == (made.name, False, "available")
+    assert made.id not in {s.id for s in manila.list_owned()}
+    manila.delete(kept)
+

@@ -490,6 +490,34 @@ def test_inspect_route_reads_the_cloud_and_this_hosts_mounts(admin):
         400, {"Err": 'the request has no "Name"; every volume call names its volume'})
 
 
+def test_release_route_forgets_a_volume_without_deleting_it(admin):
+    vol = admin.fakes.service.create("data", {"size": "1"})
+    admin.fakes.service.mount("data", MOUNT_ID_A)
+    status, body = admin("/fuxi/volumes/release", {"Name": "data"})
+    assert status == 409 and "still mounted 1 time(s) on this host" in body["Err"]
+    admin.fakes.service.unmount("data", MOUNT_ID_A)
+    assert admin("/fuxi/volumes/release", {"Name": "data"}) == (200, {"Released": {
+        "Name": "data", "Backend": "cinder", "VolumeId": vol.id, "Adopted": False, "CloudName": "data"}, "Err": ""})
+    assert vol.id in admin.fakes.cinder.volumes and not admin.fakes.cinder.volumes[vol.id].owned
+    assert admin("/VolumeDriver.List")[1]["Volumes"] == []
+    assert admin("/fuxi/volumes/release", {"Name": "nope"}) == (
+        404, {"Err": "volume 'nope' does not exist; nothing to release"})
+
+
+def test_fuxi_release_says_what_the_volume_is_called_now(fake_plugin, capsys):
+    answer = {"Name": "db", "Backend": "cinder", "VolumeId": "id-db", "Adopted": True, "CloudName": "projects-db"}
+    server = fake_plugin({"/fuxi/volumes/release": (200, {"Released": answer, "Err": ""})})
+    code, out, _err = run(capsys, "--socket", server.server_address, "release", "db")
+    assert code == 0 and server.seen == [("/fuxi/volumes/release", {"Name": "db"})]
+    assert out == ("released db: fuxi no longer manages Cinder volume id-db; not deleted, it is named "
+                   "'projects-db' in the cloud now\n")
+    code, out, _err = run(capsys, "--socket", server.server_address, "release", "db", "--json")
+    assert code == 0 and json.loads(out) == answer
+    server.answers["/fuxi/volumes/release"] = (409, {"Err": "volume 'db' is still mounted 1 time(s)"})
+    code, out, err = run(capsys, "--socket", server.server_address, "release", "db")
+    assert (code, out, err) == (1, "", "fuxi: volume 'db' is still mounted 1 time(s)\n")
+
+
 def test_server_route_tells_how_the_server_is_set_up(admin, tmp_path):
     status, body = admin("/fuxi/server")
     assert status == 200

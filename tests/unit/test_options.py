@@ -108,6 +108,18 @@ def test_adopting_a_share_takes_nothing_but_its_id():
         spec_of({"backend": "manila", "share_id": "0f6e", "size": "2", "proto": "nfs"})
 
 
+def test_adopting_a_volume_takes_nothing_but_its_uuid():
+    vid = "0F6E1C2A-8B4D-4E2F-9A1B-3C4D5E6F7A8B"
+    spec = spec_of({"volume_id": vid})
+    assert (spec.adopt_volume_id, spec.size_gb, spec.fstype) == (vid.lower(), 0, "")
+    assert spec_of({"backend": "cinder", "volume_id": vid}).adopt_volume_id == vid.lower()
+    assert spec_of({"size": "2"}).adopt_volume_id is None
+    with pytest.raises(InvalidInput, match="drop fstype, size .*the volume's own"):
+        spec_of({"volume_id": vid, "size": "2", "fstype": "xfs"})
+    with pytest.raises(InvalidInput, match="volume_id='../x' is not a Cinder volume id; allowed: a UUID"):
+        spec_of({"volume_id": "../x"})
+
+
 # -- values that could never be sizes, found by tests/functional/test_fuzz.py -------------
 
 @pytest.mark.parametrize("size", ["9" * 5000, "1" * 4301, "0" * 5000 + "1" * 10, "99999999999"])
