@@ -21,7 +21,7 @@ import os
 
 from flask import Blueprint, current_app
 
-from fuxi.api import _body, _name, _rfc3339, reply
+from fuxi.api import _body, _name, reply, volume_answer
 from fuxi.errors import BadRequest
 from storage_core.waits import deadline
 
@@ -53,19 +53,10 @@ def _pool_and_count(body):
     return pool, count
 
 
-def _volume(info) -> dict:
-    return {
-        "Name": info.name,
-        "Mountpoint": info.mountpoint or "",
-        "CreatedAt": _rfc3339(info.created_at),
-        "Status": dict(info.status),
-    }
-
-
 @blueprint.post("/fuxi/volumes")
 def volumes():
     _body()
-    return reply({"Volumes": [_volume(info) for info in _service().list()], "Err": ""})
+    return reply({"Volumes": [volume_answer(info) for info in _service().list()], "Err": ""})
 
 
 @blueprint.post("/fuxi/volumes/inspect")
@@ -75,7 +66,7 @@ def inspect():
         details = _service().describe(name)
     return reply({
         "Volume": {
-            **_volume(details.info),
+            **volume_answer(details.info),
             "VolumeId": details.volume_id,
             "Metadata": dict(details.metadata),
             "CloudAttachments": list(details.cloud_attachments),

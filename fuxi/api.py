@@ -80,6 +80,16 @@ def _rfc3339(when) -> str:
     return when.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def volume_answer(info) -> dict:
+    """A volume as Docker's Get answers it (Name, Mountpoint, CreatedAt, Status)."""
+    return {
+        "Name": info.name,
+        "Mountpoint": info.mountpoint or "",
+        "CreatedAt": _rfc3339(info.created_at),
+        "Status": dict(info.status),
+    }
+
+
 @blueprint.post("/Plugin.Activate")
 def activate():
     return reply({"Implements": ["VolumeDriver"]})
@@ -137,14 +147,7 @@ def path():
 
 @blueprint.post("/VolumeDriver.Get")
 def get():
-    info = _service().get(_name(_body()))
-    volume = {
-        "Name": info.name,
-        "Mountpoint": info.mountpoint or "",
-        "CreatedAt": _rfc3339(info.created_at),
-        "Status": dict(info.status),
-    }
-    return reply({"Volume": volume, "Err": ""})
+    return reply({"Volume": volume_answer(_service().get(_name(_body()))), "Err": ""})
 
 
 @blueprint.post("/VolumeDriver.List")

@@ -15,10 +15,6 @@ from storage_core.names import validate_volume_name
 BACKEND_OPTION = "backend"
 VOLUME_OPTIONS = ("size", "type", "availability_zone", "fstype", "volume_id")
 SHARE_OPTIONS = ("size", "proto", "share_type", "share_network", "availability_zone", "share_id")
-# With share_id the share exists already: its size, protocol and placement are its own.
-_ADOPT_OPTIONS = ("share_id",)
-# With volume_id the volume exists already: its size, type, placement and file system are its own.
-_ADOPT_VOLUME_OPTIONS = ("volume_id",)
 _MAX_TEXT_OPTION = 255
 _MAX_SIZE_DIGITS = 9
 
@@ -50,12 +46,7 @@ def parse_volume_options(name, options, limits: VolumeLimits) -> VolumeSpec:
     _refuse_unknown(options, VOLUME_OPTIONS, "a Cinder volume")
     adopt = _parse_volume_id(options.get("volume_id"))
     if adopt is not None:
-        extra = sorted(k for k in options if k not in _ADOPT_VOLUME_OPTIONS)
-        if extra:
-            raise InvalidInput(
-                f"option volume_id adopts an existing volume as it is; drop {', '.join(extra)} "
-                "(its size, type, placement and file system are the volume's own)"
-            )
+        _refuse_beside_adoption(options, "volume_id", "volume", "size, type, placement and file system")
         return VolumeSpec(name=name, size_gb=0, fstype="", adopt_volume_id=adopt)
     return VolumeSpec(
         name=name,
@@ -71,12 +62,7 @@ def parse_share_options(name, options, limits: VolumeLimits, shares: ShareConfig
     _refuse_unknown(options, SHARE_OPTIONS, "a Manila share")
     adopt = _parse_text("share_id", options.get("share_id"))
     if adopt is not None:
-        extra = sorted(k for k in options if k not in _ADOPT_OPTIONS)
-        if extra:
-            raise InvalidInput(
-                f"option share_id adopts an existing share as it is; drop {', '.join(extra)} "
-                "(its size, protocol and placement are the share's own)"
-            )
+        _refuse_beside_adoption(options, "share_id", "share", "size, protocol and placement")
         return ShareSpec(name=name, size_gb=0, proto="", adopt_share_id=adopt)
     return ShareSpec(
         name=name,
@@ -86,6 +72,16 @@ def parse_share_options(name, options, limits: VolumeLimits, shares: ShareConfig
         share_network=_parse_text("share_network", options.get("share_network")) or shares.share_network,
         availability_zone=_parse_text("availability_zone", options.get("availability_zone")),
     )
+
+
+def _refuse_beside_adoption(options, adopt_key, noun, its_own):
+    """An adopted volume or share is taken as it is: no other option may come with it."""
+    extra = sorted(k for k in options if k != adopt_key)
+    if extra:
+        raise InvalidInput(
+            f"option {adopt_key} adopts an existing {noun} as it is; drop {', '.join(extra)} "
+            f"(its {its_own} are the {noun}'s own)"
+        )
 
 
 def _refuse_unknown(options, known, what):

@@ -262,12 +262,7 @@ class VolumeService:
     def remove(self, name) -> None:
         validate_volume_name(name)
         with self._lock(name):
-            mounts = self._drop_stale_mounts(name)
-            if mounts:
-                raise Conflict(
-                    f"volume {name!r} is still mounted {mounts} time(s) on this host; "
-                    "stop the containers using it first"
-                )
+            self._refuse_while_mounted(name, "first")
             kind, vol = self._locate(name)
             if vol is None:
                 self._release_host(name)
@@ -283,6 +278,15 @@ class VolumeService:
             self._forget(name)
             LOG.info("removed %s %s (%s)", kind.noun, name, vol.id)
 
+    def _refuse_while_mounted(self, name, when) -> None:
+        """Conflict while live (not stale) mounts of `name` are counted on this host."""
+        mounts = self._drop_stale_mounts(name)
+        if mounts:
+            raise Conflict(
+                f"volume {name!r} is still mounted {mounts} time(s) on this host; "
+                f"stop the containers using it {when}"
+            )
+
     def release(self, name) -> Released:
         """Forget a volume without deleting it: fuxi's tags go, an adopted one gets
         the name it had back (one fuxi made keeps its name), and this host's
@@ -290,12 +294,7 @@ class VolumeService:
         mounted here or used by another host."""
         validate_volume_name(name)
         with self._lock(name):
-            mounts = self._drop_stale_mounts(name)
-            if mounts:
-                raise Conflict(
-                    f"volume {name!r} is still mounted {mounts} time(s) on this host; "
-                    "stop the containers using it before releasing it"
-                )
+            self._refuse_while_mounted(name, "before releasing it")
             kind, vol = self._locate(name)
             if vol is None:
                 self._forget(name)

@@ -54,3 +54,13 @@ def refuse_differences(noun, name, differences) -> None:
             f"{noun} {name!r} already exists with {', '.join(differences)}; "
             "remove it first or create it with the same options"
         )
+
+
+def refuse_other_adoption(noun, name, existing_id, adopt_id) -> None:
+    """A Create adopting `adopt_id` as `name`, when `name` is `existing_id` already:
+    a retry (same one) is fine, another one is a Conflict."""
+    if existing_id != adopt_id:
+        raise Conflict(
+            f"{noun} {name!r} already exists ({existing_id}); it is not {noun} {adopt_id}, so that "
+            f"{noun} cannot be adopted under this name"
+        )

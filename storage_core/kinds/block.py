@@ -6,7 +6,7 @@ import logging
 
 from storage_core.crashpoints import crash_point
 from storage_core.errors import Conflict, FilesystemError, NotFound
-from storage_core.kinds import check_new_size, refuse_differences
+from storage_core.kinds import check_new_size, refuse_differences, refuse_other_adoption
 from storage_core.models import (
     ADOPTED_FROM_KEY,
     FSTYPE_KEY,
@@ -168,11 +168,7 @@ class CinderVolumes:
 
     def same_or_conflict(self, existing: CloudVolume, spec: VolumeSpec) -> CloudVolume:
         if spec.adopt_volume_id:
-            if existing.id != spec.adopt_volume_id:
-                raise Conflict(
-                    f"volume {spec.name!r} already exists ({existing.id}); it is not volume "
-                    f"{spec.adopt_volume_id}, so that volume cannot be adopted under this name"
-                )
+            refuse_other_adoption(self.noun, spec.name, existing.id, spec.adopt_volume_id)
             return existing
         differences = []
         if existing.size_gb != spec.size_gb:

@@ -14,7 +14,7 @@ import logging
 from storage_core.config import ShareConfig, VolumeLimits
 from storage_core.crashpoints import crash_point
 from storage_core.errors import Conflict, FilesystemError, InvalidInput, NotFound, StorageError
-from storage_core.kinds import check_new_size, refuse_differences
+from storage_core.kinds import check_new_size, refuse_differences, refuse_other_adoption
 from storage_core.models import AccessRule, CloudShare, ShareSpec
 from storage_core.options import parse_share_options
 from storage_core.state import HostVolume, Phase
@@ -93,11 +93,7 @@ class ManilaShares:
 
     def same_or_conflict(self, existing: CloudShare, spec: ShareSpec) -> CloudShare:
         if spec.adopt_share_id:
-            if existing.id != spec.adopt_share_id:
-                raise Conflict(
-                    f"share {spec.name!r} already exists ({existing.id}); it is not share "
-                    f"{spec.adopt_share_id}, so that share cannot be adopted under this name"
-                )
+            refuse_other_adoption(self.noun, spec.name, existing.id, spec.adopt_share_id)
             return existing
         differences = []
         if existing.size_gb != spec.size_gb:
