@@ -3,7 +3,7 @@
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
-from fuxi import admin, call_log
+from fuxi import admin, admin_copies, call_log
 from fuxi.api import blueprint, reply
 from fuxi.errors import error_response
 
@@ -18,6 +18,7 @@ def create_app(service, metrics=None) -> Flask:
     app.extensions["fuxi.volume_service"] = service
     app.register_blueprint(blueprint)
     app.register_blueprint(admin.blueprint)
+    app.register_blueprint(admin_copies.blueprint)
     # One line per call, each under its own request id (the error's text included).
     call_log.install(app, metrics)
 

@@ -5,6 +5,9 @@
     fuxi release NAME                 forget a volume without deleting it (an adopted one gets its old name back)
     fuxi pool status|fill|drain       the warm pools (when fuxi.conf has any)
     fuxi extend NAME SIZE             grow a volume to SIZE GiB (mounted here: its file system too, online)
+    fuxi snapshot create|list|delete  Cinder snapshots of a volume (mounted here: frozen, consistent)
+    fuxi backup create|list|restore|delete
+                                      Cinder backups of a volume; restore into a new or an existing one
     fuxi doctor                       config, cloud, host, socket and dockerd, each OK or a fix
 
 Tables for people by default; --json for scripts (before or after the command).
@@ -149,6 +152,77 @@ def extend(plugin, args) -> int:
     return 0
 
 
+# -- snapshots and backups -----------------------------------------------------------
+
+COPY_COLUMNS = ("name", "volume", "size", "status", "frozen", "created", "id")
+# A backup copies the whole volume to the backup service: wait as long as the server may.
+BACKUP_CALL_TIMEOUT = 86400 + 300
+
+
+def _copies_table(copies, noun) -> str:
+    if not copies:
+        return f"no {noun}s"
+    rows = [{"name": c["Name"], "volume": c["Volume"], "size": f"{c['SizeGb']} GiB", "status": c["Status"],
+             "frozen": c["Frozen"], "created": c["CreatedAt"], "id": c["Id"]} for c in copies]
+    return cli_output.table(rows, COPY_COLUMNS)
+
+
+def _made(args, copy, noun) -> None:
+    if args.json:
+        _print_json(copy)
+        return
+    how = ("its file system was frozen around the copy (consistent)" if copy["Frozen"]
+           else "not mounted here, so not frozen")
+    print(f"{noun} {copy['Name']} ({copy['Id']}) of {copy['Volume']}: {copy['SizeGb']} GiB, {copy['Status']}; "
+          f"{how}")
+
+
+# noun -> (the list call, its answer's key, the key naming one in a delete)
+_COPY_CALLS = {"snapshot": ("/fuxi/snapshots", "Snapshots", "Snapshot"),
+               "backup": ("/fuxi/backups", "Backups", "Backup")}
+
+
+def copy_list(plugin, args) -> int:
+    path, many, _one = _COPY_CALLS[args.noun]
+    found = plugin.call(path, {"Name": args.name})[many]
+    print(json.dumps(found, indent=2, sort_keys=True) if args.json else _copies_table(found, args.noun))
+    return 0
+
+
+def copy_delete(plugin, args) -> int:
+    path, _many, one = _COPY_CALLS[args.noun]
+    gone = plugin.call(f"{path}/delete", {one: args.copy}, timeout=BACKUP_CALL_TIMEOUT)["Deleted"]
+    if args.json:
+        _print_json(gone)
+    else:
+        print(f"deleted {args.noun} {gone['Name']} ({gone['Id']}) of {gone['Volume']}")
+    return 0
+
+
+def copy_create(plugin, args) -> int:
+    path, _many, one = _COPY_CALLS[args.noun]
+    _progress(args, f"{args.name}: taking a snapshot" + (", then backing it up" if args.noun == "backup" else ""))
+    body = {"Name": args.name, f"{one}Name": args.copy_name, "CrashConsistent": args.crash_consistent}
+    if args.noun == "backup":
+        body["Incremental"] = args.incremental
+    made = plugin.call(f"{path}/create", body, timeout=BACKUP_CALL_TIMEOUT)[one]
+    _made(args, made, args.noun)
+    return 0
+
+
+def backup_restore(plugin, args) -> int:
+    _progress(args, f"restoring backup {args.backup} into {args.name}")
+    done = plugin.call("/fuxi/backups/restore", {"Backup": args.backup, "Name": args.name,
+                                                 "Overwrite": args.overwrite},
+                       timeout=BACKUP_CALL_TIMEOUT)["Restored"]
+    if args.json:
+        _print_json(done)
+    else:
+        print(f"{done['Name']} ({done['VolumeId']}): " + ("made from backup " if done["Created"]
+                                                          else "overwritten with backup ") + done["BackupId"])
+    return 0
+
+
 # -- doctor -------------------------------------------------------------------------
 
 def doctor(args) -> int:
@@ -222,6 +296,8 @@ def parser() -> argparse.ArgumentParser:
     grow.add_argument("name", metavar="NAME", help="the volume's Docker name")
     grow.add_argument("size", metavar="SIZE", type=_positive, help="the new size in GiB (larger than now)")
 
+    _copy_commands(sub, command)
+
     check = command("doctor", doctor, "check config, cloud, host, socket and dockerd; each line OK or a fix; "
                                       "exit status 1 when anything FAILs")
     check.add_argument("--devcloud", action="store_true",
@@ -231,6 +307,50 @@ def parser() -> argparse.ArgumentParser:
     check.add_argument("--docker-socket", metavar="PATH",
                        help="dockerd's API socket (default: $DOCKER_HOST, else /var/run/docker.sock)")
     return p
+
+
+def _copy_commands(sub, command) -> None:
+    crash_help = ("accept a crash-consistent copy of a volume another host uses (fuxi can freeze only the "
+                  "file systems mounted on this host)")
+    snapshot = sub.add_parser("snapshot", help="Cinder snapshots of fuxi's volumes").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    _copy_create(command, snapshot, "snapshot", "snapshot a volume; mounted here, its file system is frozen "
+                                                "(writes wait) until Cinder has made it")
+    _list_and_delete(command, snapshot, "snapshot")
+
+    backup = sub.add_parser("backup", help="Cinder backups of fuxi's volumes").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    make = _copy_create(command, backup, "backup", "back a volume up, from a snapshot taken for it (frozen "
+                                                   "when mounted here); the volume stays in use meanwhile")
+    make.add_argument("--incremental", action="store_true", help="only what changed since the last backup")
+    restore = command("restore", backup_restore, "restore a backup into a new volume NAME, or (with "
+                                                 "--overwrite) over an existing one no host uses", backup)
+    restore.add_argument("backup", metavar="BACKUP", help="the backup's name or id")
+    restore.add_argument("name", metavar="NAME", help="the volume's Docker name")
+    restore.add_argument("--overwrite", action="store_true",
+                         help="replace all data of the existing volume NAME with the backup's")
+    _list_and_delete(command, backup, "backup")
+
+
+def _copy_create(command, parent, noun, help_text):
+    make = command("create", copy_create, help_text, parent)
+    make.add_argument("name", metavar="NAME", help="the volume's Docker name")
+    make.add_argument("--name", dest="copy_name", metavar=noun.upper(),
+                      help=f"the {noun}'s name (default: NAME-<UTC time>)")
+    make.add_argument("--crash-consistent", action="store_true",
+                      help="accept a crash-consistent copy of a volume another host uses (fuxi can freeze only "
+                           "the file systems mounted on this host)")
+    make.set_defaults(noun=noun)
+    return make
+
+
+def _list_and_delete(command, parent, noun) -> None:
+    listing = command("list", copy_list, f"fuxi's {noun}s, oldest first", parent)
+    listing.add_argument("name", metavar="NAME", nargs="?", help="only this volume's")
+    deleting = command("delete", copy_delete, f"delete one of fuxi's {noun}s", parent)
+    deleting.add_argument("copy", metavar=noun.upper(), help="its name or id")
+    for cmd in (listing, deleting):
+        cmd.set_defaults(noun=noun)
 
 
 def _positive(text) -> int:

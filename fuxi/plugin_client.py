@@ -31,10 +31,10 @@ class Plugin:
         return self.session.post(unix_url(self.socket, path), data=json.dumps(body or {}),
                                  timeout=timeout or self.timeout)
 
-    def call(self, path, body=None):
+    def call(self, path, body=None, timeout=None):
         """The answer's JSON; CLIError when the server cannot be reached or answers an error."""
         try:
-            resp = self.post(path, body)
+            resp = self.post(path, body, timeout)
         except OSError as exc:
             raise CLIError(f"cannot reach fuxi-server on {self.socket}: {exc}; is it running? "
                            "(`fuxi doctor` checks the set-up; --socket PATH picks another socket)") from None

@@ -213,6 +213,7 @@ class PluginServer(BaseApplication):
             LOG.error("start-up reconciliation stopped: %s; the next mount or remove of each "
                       "volume finishes it", exc)
         service.start_refreshing(self._config.refresh_interval)
+        service.start_leasing(self._config.lease_seconds / 3)
         if service.pools is not None:
             service.pools.start()
         # From this worker, on an address of their own (None when metrics_listen is empty).

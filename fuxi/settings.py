@@ -77,6 +77,14 @@ OPTIONS = (
     Option("stale_mount_grace", float, 60.0, "seconds after which a counted mount whose volume no "
            "container's mount namespace holds is dropped as stale (its container died while the engine "
            "could not unmount it, e.g. dockerd was down); checked at Unmount, Remove and start"),
+    Option("freeze_timeout", float, 60.0, "seconds writes to a volume mounted here may be held (its file "
+           "system frozen) while Cinder makes a snapshot or a clone of it; a copy not made by then fails"),
+    Option("backup_timeout", float, 600.0, "seconds a backup, or a restore into an existing volume, may take"),
+    Option("preempt", bool, False, "let a Mount take over any volume (not only those created with "
+           "-o preempt=true) from a host whose lease on it ran out, force-detaching it there; logged as "
+           "PREEMPTING. Set it alike on every host: a holder keeps leases only on volumes it may lose"),
+    Option("lease_seconds", float, 60.0, "how long a host's lease on a volume it mounted lasts (renewed every "
+           "third of it); a volume is taken over only half a lease after its holder's lease ran out"),
     Option("threads", int, 16, "request threads in the one gunicorn worker"),
     Option("tcp_listen", str, "", "HOST:PORT of a TCP listener beside the unix socket (default: none); "
            "it needs tls_cert_file, tls_key_file and tls_client_ca_file, and serves only clients "
@@ -214,6 +222,10 @@ class Settings:
             pools=self.pools,
             refresh_interval=self.refresh_interval,
             stale_mount_grace=self.stale_mount_grace,
+            freeze_timeout=self.freeze_timeout,
+            preempt=self.preempt,
+            lease_seconds=self.lease_seconds,
+            backup_timeout=self.backup_timeout,
             cloud_timeout=self.cloud_timeout,
             cloud_retries=self.cloud_retries,
             backends=_words(self.backends, "backends"),

@@ -127,6 +127,17 @@ class StorageConfig:
     # failure, a timeout or a 5xx (see storage_core.factory.connect).
     cloud_timeout: float = 10.0
     cloud_retries: int = 2
+    # The longest writes to a volume mounted here are held (its file system
+    # frozen) while Cinder makes a snapshot or a clone of it.
+    freeze_timeout: float = 60.0
+    # How long a backup, or a restore into an existing volume, may take.
+    backup_timeout: float = 600.0
+    # Every volume (not only those created with -o preempt=true) may be taken
+    # over from a host whose lease on it ran out (storage_core.leases); set alike
+    # on every host, since the holder keeps leases only on volumes it may lose.
+    preempt: bool = False
+    # How long a host's lease on a mounted volume lasts; renewed every third.
+    lease_seconds: float = 60.0
 
     def __post_init__(self):
         if not 0 < self.cloud_timeout <= 60:
@@ -134,6 +145,16 @@ class StorageConfig:
                 f"cloud_timeout = {self.cloud_timeout:g}: use a number of seconds above 0 and at "
                 "most 60 (Docker gives most calls 60 s in all)"
             )
+        if not 0 < self.freeze_timeout <= 110:
+            raise ConfigError(
+                f"freeze_timeout = {self.freeze_timeout:g}: use a number of seconds above 0 and at most 110 "
+                "(a clone made while its source is frozen is part of a Create, which Docker gives 120 s)"
+            )
+        if not 0 < self.backup_timeout <= 86400:
+            raise ConfigError(f"backup_timeout = {self.backup_timeout:g}: use a number of seconds above 0 "
+                              "and at most 86400")
+        if not 1 <= self.lease_seconds <= 3600:
+            raise ConfigError(f"lease_seconds = {self.lease_seconds:g}: use a number of seconds from 1 to 3600")
         if not 0 <= self.cloud_retries <= 5:
             raise ConfigError(f"cloud_retries = {self.cloud_retries}: use a whole number from 0 to 5")
         if self.cloud_timeout * (1 + self.cloud_retries) > 60:

@@ -42,6 +42,8 @@ POINTS = (
     "detach.deleted",  # the cloud attachment is gone; the journal still has it
     # remove
     "remove.deleted",  # the cloud deleted the volume; the catalog still lists it
+    # snapshot, backup or clone of a volume mounted here
+    "copy.frozen",  # its file system is frozen (every write waits); the copy is not asked for yet
 )
 
 

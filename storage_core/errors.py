@@ -26,6 +26,12 @@ class Conflict(StorageError):
     """The request clashes with the current state (in use, duplicate, mismatch)."""
 
 
+class AttachRefused(Conflict):
+    """The cloud refused to make an attachment (it answered, so none was made):
+    there is nothing of this host's to look for, and what a search would find
+    is another host's."""
+
+
 class CloudError(StorageError):
     """The cloud refused or failed a call."""
 

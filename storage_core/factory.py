@@ -1,5 +1,6 @@
 """Assemble a VolumeService from a StorageConfig: the only place that wires adapters."""
 
+import functools
 import logging
 import os
 
@@ -15,6 +16,8 @@ from storage_core.attach.devices import DeviceFinder
 from storage_core.attach.nova import NovaAttacher
 from storage_core.attach.share import ShareMounter
 from storage_core.backends.cinder import CinderBackend
+from storage_core.backends.cinder_copies import CinderBackups, CinderSnapshots
+from storage_core.copies import VolumeCopies
 from storage_core.backends.manila import ManilaBackend
 from storage_core.backends.nova import NovaBackend
 from storage_core.config import HOW_TO_CONFIGURE, StorageConfig
@@ -24,12 +27,15 @@ from storage_core.fs import Filesystems
 from storage_core.host import HostIdentity, InstanceLocator
 from storage_core.kinds.block import CinderVolumes
 from storage_core.kinds.share import HostAccess, ManilaShares
+from storage_core.leases import Leases
+from storage_core.locks import volume_lock
 from storage_core.pool.claims import PoolClaims
 from storage_core.pool.filler import PoolFiller
 from storage_core.pool.keeper import PoolKeeper
 from storage_core.pool.ledger import PoolLedger
 from storage_core.request_context import REQUEST_ID_HEADER, current_request_id
 from storage_core.service import VolumeService
+from storage_core.sources import SourceResolver
 from storage_core.state import StateStore
 from storage_core.waits import current_deadline
 
@@ -258,41 +264,52 @@ def build_volume_service(config: StorageConfig, connection=None) -> VolumeServic
     connection = connection or connect(config.cloud, config.cloud_timeout, config.cloud_retries)
     executor = Executor()
     filesystems = Filesystems(executor)
-    kinds, keeper = [], None
+    state = StateStore(config.state_db)
+    kinds, keeper, copies = [], None, None
     if "cinder" in config.backends:
-        cinder, keeper = _cinder_volumes(config, connection, executor, filesystems)
+        cinder, keeper, copies = _cinder_volumes(config, connection, executor, filesystems, state)
         kinds.append(cinder)
     if "manila" in config.backends:
         kinds.append(_manila_shares(config, connection, executor, filesystems))
     return VolumeService(
         kinds=kinds,
         filesystems=filesystems,
-        state=StateStore(config.state_db),
+        state=state,
         mount_root=config.effective_mount_root,
         lock_dir=config.lock_dir,
         default_backend=config.default_backend,
         pools=keeper,
         mount_users=MountUsers(),
         stale_mount_grace=config.stale_mount_grace,
+        copies=copies,
     )
 
 
-def _cinder_volumes(config, connection, executor, filesystems):
-    """The Cinder kind, and the keeper of its warm pools (None without pools)."""
+def _cinder_volumes(config, connection, executor, filesystems, state):
+    """The Cinder kind, the keeper of its warm pools (None without pools), and
+    its snapshots and backups."""
     backend = CinderBackend(
         connection,
         create_timeout=config.create_timeout,
         delete_timeout=config.delete_timeout,
     )
+    timeouts = {"timeout": config.create_timeout, "delete_timeout": config.delete_timeout}
+    snapshots, backups = CinderSnapshots(connection, **timeouts), CinderBackups(connection, **timeouts)
+    sources = SourceResolver(backend, snapshots, backups, config.limits)
+    copies = VolumeCopies(backend, snapshots, backups, sources, filesystems, state,
+                          functools.partial(volume_lock, config.lock_dir), config.freeze_timeout,
+                          config.backup_timeout)
     attacher = build_attacher(config, connection, backend, executor)
-    if not config.pools:
-        return CinderVolumes(backend, attacher, filesystems, config.limits), None
     host_name = HostIdentity.detect(config.host_name, config.host_ip).name
+    leases = Leases(host_name, config.lease_seconds, config.preempt)
+    if not config.pools:
+        return (CinderVolumes(backend, attacher, filesystems, config.limits, sources=sources, leases=leases),
+                None, copies)
     ledger = PoolLedger(config.state_db)
     filler = PoolFiller(backend, attacher, filesystems, ledger, os.path.join(config.state_dir, "pool"), host_name)
     claims = PoolClaims(config.pools, backend, filesystems, ledger)
     keeper = PoolKeeper(config.pools, filler, claims, ledger, backend, filesystems, host_name)
-    return CinderVolumes(backend, attacher, filesystems, config.limits, claims), keeper
+    return CinderVolumes(backend, attacher, filesystems, config.limits, claims, sources, leases), keeper, copies
 
 
 def _manila_shares(config, connection, executor, filesystems) -> ManilaShares:

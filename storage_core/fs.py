@@ -20,6 +20,10 @@ _MKFS_ARGV = {
     "xfs": ["mkfs.xfs", "-q"],
 }
 
+# xfs refuses a second file system with a UUID already mounted, which is what a
+# volume made from a snapshot or a clone of a volume mounted here carries.
+_MOUNT_OPTIONS = {"xfs": ("-o", "nouuid")}
+
 # Growing a mounted file system into its device: ext4 by device, xfs by mount point.
 _GROW_ARGV = {
     "ext4": lambda device, mountpoint: ["resize2fs", device],
@@ -148,7 +152,7 @@ class Filesystems:
     def mount(self, device, mountpoint, fstype) -> None:
         os.makedirs(mountpoint, exist_ok=True)
         try:
-            self._executor.run(["mount", "-t", fstype, device, mountpoint])
+            self._executor.run(["mount", "-t", fstype, *_MOUNT_OPTIONS.get(fstype, ()), device, mountpoint])
         except CommandError as exc:
             raise FilesystemError(
                 f"mounting {device} ({fstype}) at {mountpoint} failed: {exc}"
@@ -208,6 +212,20 @@ class Filesystems:
         except CommandError as exc:
             raise FilesystemError(f"growing the ext4 file system of {device} failed: {exc}") from exc
         return True
+
+    def freeze(self, mountpoint) -> None:
+        """Flush the file system mounted at `mountpoint` and hold every write to it
+        (FIFREEZE) until thaw(): what is on the device is then a clean file system."""
+        try:
+            self._executor.run(["fsfreeze", "--freeze", mountpoint])
+        except CommandError as exc:
+            raise FilesystemError(f"freezing the file system at {mountpoint} failed: {exc}") from exc
+
+    def thaw(self, mountpoint) -> bool:
+        """Let writes to `mountpoint` go on; False when it was not frozen (or is not
+        mounted): the kernel answers EINVAL, and there is nothing to undo."""
+        result = self._executor.run(["fsfreeze", "--unfreeze", mountpoint], ok_exit_codes=(0, 1))
+        return result.exit_code == 0
 
     def move_mount(self, source, mountpoint) -> None:
         """Hand a mount (a pool volume's staged one) over to `mountpoint`.

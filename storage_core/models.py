@@ -16,6 +16,27 @@ ADOPTED_FROM_KEY = "fuxi_adopted_from"
 # On a volume of the warm pool: the pool's key (storage_core.pool.spec). Such
 # volumes are ours but nobody's yet: never listed, found or mounted as a user's.
 POOL_KEY = "fuxi_pool"
+# On a volume made from a snapshot, a backup or another volume: where its data
+# came from ("snapshot:ID", "backup:ID", "volume:ID"). Its file system is the
+# source's: detected at the first mount, never made.
+SOURCE_KEY = "fuxi_source"
+# On a snapshot or a backup fuxi took: the name of the volume it is a copy of
+# (its id is the cloud's own volume_id field, but the name outlives the volume).
+COPY_OF_KEY = "fuxi_volume"
+# On a snapshot fuxi took: "true" when the file system was frozen around it
+# (consistent), "false" when it was taken of a volume no host of fuxi's froze.
+FROZEN_KEY = "fuxi_frozen"
+SOURCE_KINDS = ("snapshot", "backup", "volume")
+# On a volume of a multiattach type: how fuxi shares it between hosts. ext4 and
+# xfs are no cluster file systems: two hosts mounting one at once corrupt it.
+# "exclusive": one host at a time (also what an untagged one gets); "shared":
+# several at once, which the user chose knowingly (readers, or coordinated writers).
+MULTIATTACH_KEY = "fuxi_multiattach"
+MULTIATTACH_MODES = ("exclusive", "shared")
+# On a volume mounted on a host: that host's lease, "<host> <expiry>" (storage_core.leases).
+LEASE_KEY = "fuxi_lease"
+# On a volume another host may take over (preempt) once its holder's lease ran out: "true".
+PREEMPT_KEY = "fuxi_preempt"
 
 
 @dataclass(frozen=True)
@@ -31,6 +52,33 @@ class VolumeSpec:
     extra_metadata: Mapping[str, str] = field(default_factory=dict)
     # Adopt this existing volume under `name` instead of creating one.
     adopt_volume_id: str | None = None
+    # Make it from this snapshot, backup or volume; size_gb 0 then means the source's.
+    source: "SourceRef | None" = None
+    # For a multiattach volume type: one of MULTIATTACH_MODES (None: not asked).
+    multiattach: str | None = None
+    # Another host may take it over from a holder whose lease ran out.
+    preempt: bool = False
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """A volume's source as the caller named it: a kind of SOURCE_KINDS and a
+    name or id (resolved against the cloud when the volume is made)."""
+
+    kind: str
+    ref: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.ref!r}"
+
+    def record(self) -> str:
+        """What a volume made from this source carries under SOURCE_KEY."""
+        return f"{self.kind}:{self.ref}"
+
+    @classmethod
+    def recorded_in(cls, metadata) -> "SourceRef | None":
+        kind, _, ref = (metadata.get(SOURCE_KEY) or "").partition(":")
+        return cls(kind, ref) if kind and ref else None
 
 
 @dataclass(frozen=True)
@@ -84,6 +132,50 @@ class CloudVolume:
     @property
     def adopted(self) -> bool:
         return ADOPTED_FROM_KEY in self.metadata
+
+    @property
+    def shared_between_hosts(self) -> bool:
+        """A multiattach volume its owner chose to mount on several hosts at once."""
+        return self.multiattach and self.metadata.get(MULTIATTACH_KEY) == "shared"
+
+    @property
+    def from_source(self) -> bool:
+        """Made from a snapshot, a backup or another volume: it holds their data."""
+        return SOURCE_KEY in self.metadata
+
+
+@dataclass(frozen=True)
+class CloudCopy:
+    """A copy of a Cinder volume as the cloud reports it: a snapshot (in the
+    volume's backend) or a backup (in the backup service)."""
+
+    id: str
+    name: str | None
+    volume_id: str
+    size_gb: int
+    status: str
+    created_at: datetime | None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def owned(self) -> bool:
+        return self.metadata.get(OWNER_KEY) == OWNER_VALUE
+
+    @property
+    def volume_name(self) -> str | None:
+        return self.metadata.get(COPY_OF_KEY)
+
+
+@dataclass(frozen=True)
+class CloudSnapshot(CloudCopy):
+    pass
+
+
+@dataclass(frozen=True)
+class CloudBackup(CloudCopy):
+    # The snapshot it was made from, if any; only what changed since the last one.
+    snapshot_id: str | None = None
+    incremental: bool = False
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,14 @@ import uuid
 
 from storage_core.config import MIN_SIZE_GB, ShareConfig, VolumeLimits
 from storage_core.errors import InvalidInput
-from storage_core.models import SHARE_PROTOCOLS, ShareSpec, VolumeSpec
+from storage_core.models import MULTIATTACH_MODES, SHARE_PROTOCOLS, ShareSpec, SourceRef, VolumeSpec
 from storage_core.names import validate_volume_name
 
 BACKEND_OPTION = "backend"
-VOLUME_OPTIONS = ("size", "type", "availability_zone", "fstype", "volume_id")
+# "source" names another volume; "snapshot" and "backup" name Cinder's copies.
+SOURCE_OPTIONS = {"snapshot": "snapshot", "backup": "backup", "source": "volume"}
+VOLUME_OPTIONS = ("size", "type", "availability_zone", "fstype", "volume_id", "multiattach", "preempt",
+                  *SOURCE_OPTIONS)
 SHARE_OPTIONS = ("size", "proto", "share_type", "share_network", "availability_zone", "share_id")
 _MAX_TEXT_OPTION = 255
 _MAX_SIZE_DIGITS = 9
@@ -48,13 +51,54 @@ def parse_volume_options(name, options, limits: VolumeLimits) -> VolumeSpec:
     if adopt is not None:
         _refuse_beside_adoption(options, "volume_id", "volume", "size, type, placement and file system")
         return VolumeSpec(name=name, size_gb=0, fstype="", adopt_volume_id=adopt)
+    source = _parse_source(options)
+    if source is not None:
+        if "fstype" in options:
+            raise InvalidInput(
+                f"option fstype cannot come with {_source_option(source)}: a volume made from a {source.kind} "
+                "has its file system; drop fstype"
+            )
+        return VolumeSpec(
+            name=name,
+            # 0: the source's size (Cinder's default); a size given must be at least that.
+            size_gb=_parse_size(options["size"], limits) if "size" in options else 0,
+            fstype="",
+            volume_type=_parse_text("type", options.get("type")),
+            availability_zone=_parse_text("availability_zone", options.get("availability_zone")),
+            source=source,
+            multiattach=_parse_multiattach(options.get("multiattach")),
+            preempt=_parse_flag("preempt", options.get("preempt")),
+        )
     return VolumeSpec(
         name=name,
         size_gb=_parse_size(options.get("size"), limits),
         fstype=_parse_fstype(options.get("fstype"), limits),
         volume_type=_parse_text("type", options.get("type")),
         availability_zone=_parse_text("availability_zone", options.get("availability_zone")),
+        multiattach=_parse_multiattach(options.get("multiattach")),
+        preempt=_parse_flag("preempt", options.get("preempt")),
     )
+
+
+def _parse_flag(key, raw) -> bool:
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise InvalidInput(f"option {key}={_shorten(raw)!r} is not allowed; allowed: true or false")
+    return value == "true"
+
+
+def _parse_multiattach(raw):
+    if raw is None:
+        return None
+    mode = raw.strip().lower()
+    if mode not in MULTIATTACH_MODES:
+        raise InvalidInput(
+            f"option multiattach={_shorten(raw)!r} is not allowed; allowed: exclusive (one host at a time) or "
+            "shared (several hosts at once, on a file system that is not a cluster file system)"
+        )
+    return mode
 
 
 def parse_share_options(name, options, limits: VolumeLimits, shares: ShareConfig) -> ShareSpec:
@@ -72,6 +116,25 @@ def parse_share_options(name, options, limits: VolumeLimits, shares: ShareConfig
         share_network=_parse_text("share_network", options.get("share_network")) or shares.share_network,
         availability_zone=_parse_text("availability_zone", options.get("availability_zone")),
     )
+
+
+def _parse_source(options) -> SourceRef | None:
+    """The one source a volume is made from, if any (by name or id)."""
+    given = [key for key in SOURCE_OPTIONS if key in options]
+    if len(given) > 1:
+        raise InvalidInput(
+            f"options {' and '.join(given)} both name where the volume's data comes from; give one of "
+            f"{', '.join(SOURCE_OPTIONS)}"
+        )
+    if not given:
+        return None
+    key = given[0]
+    return SourceRef(SOURCE_OPTIONS[key], _parse_text(key, options[key].strip()))
+
+
+def _source_option(source: SourceRef) -> str:
+    key = next(k for k, kind in SOURCE_OPTIONS.items() if kind == source.kind)
+    return f"option {key}"
 
 
 def _refuse_beside_adoption(options, adopt_key, noun, its_own):

@@ -8,6 +8,7 @@ caller id) in durable state; the volume is put on this host at its first
 mount and taken off at its last unmount; what is not ours is never touched.
 """
 
+import contextlib
 import logging
 import os
 import random
@@ -17,11 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from oslo_concurrency import lockutils
-
 from storage_core.crashpoints import crash_point
-from storage_core.errors import Conflict, InvalidInput, NotFound, NotOwned, StorageError
+from storage_core.errors import AttachRefused, Conflict, InvalidInput, NotFound, NotOwned, StorageError
 from storage_core.models import ADOPTED_FROM_KEY, OWNER_KEY, OWNER_VALUE, VolumeInfo, holder_of
+from storage_core.locks import volume_lock
 from storage_core.names import validate_volume_name
 from storage_core.options import split_backend
 from storage_core.pool.claims import CLAIMED_FROM_KEY
@@ -76,14 +76,17 @@ class Released:
 
 class VolumeService:
     def __init__(self, kinds, filesystems, state, mount_root, lock_dir, default_backend=None, pools=None,
-                 mount_users=None, stale_mount_grace=STALE_MOUNT_GRACE):
+                 mount_users=None, stale_mount_grace=STALE_MOUNT_GRACE, copies=None):
         """`kinds`: the enabled volume kinds (storage_core.kinds); `default_backend`
         the one a create without `backend` uses (default: the first); `pools`: the
         warm pool's keeper (storage_core.pool.keeper), if any pool is configured;
         `mount_users` (storage_core.mount_users.MountUsers) tells whether any mount
         namespace still holds a volume: counts older than `stale_mount_grace` s
-        that none holds are dropped (None: counts are only ever uncounted)."""
+        that none holds are dropped (None: counts are only ever uncounted);
+        `copies` (storage_core.copies.VolumeCopies): snapshots, backups and
+        restores of Cinder volumes, and a clone's source frozen (None: none)."""
         self.pools = pools
+        self.copies = copies
         self._mount_users = mount_users
         self._stale_mount_grace = stale_mount_grace
         self._kinds = {kind.name: kind for kind in kinds}
@@ -102,6 +105,8 @@ class VolumeService:
         self._catalog_changes = 0
         self._catalog_loaded = False
         self._refresher = None
+        self._leaser = None
+        # Stops the catalog refresh and the lease renewal alike.
         self._stop_refresh = threading.Event()
         os.makedirs(mount_root, exist_ok=True)
         os.makedirs(lock_dir, exist_ok=True)
@@ -147,12 +152,30 @@ class VolumeService:
             self._refresher = threading.Thread(target=run, name="catalog-refresh", daemon=True)
             self._refresher.start()
 
+    def start_leasing(self, interval) -> None:
+        """Renew this host's leases on its mounted volumes every `interval` seconds
+        (storage_core.leases), for the kinds that keep any."""
+        renewers = [k.renew_leases for k in self._kinds.values() if getattr(k, "renew_leases", None)]
+
+        def run():
+            while not self._stop_refresh.wait(interval):
+                held = [(hv, (self._state.known_volume(hv.name) or (None, None))[1])
+                        for hv in self._state.host_volumes()]
+                for renew in renewers:
+                    try:
+                        renew(held)
+                    except Exception:
+                        LOG.exception("renewing this host's leases failed")
+
+        if renewers and self._leaser is None:
+            self._leaser = threading.Thread(target=run, name="lease-renewal", daemon=True)
+            self._leaser.start()
+
     def stop_refreshing(self) -> None:
         self._stop_refresh.set()
 
     def _lock(self, name):
-        # One lock per volume name, held across processes sharing the state dir.
-        return lockutils.lock(f"volume-{name}", external=True, lock_path=self._lock_dir)
+        return volume_lock(self._lock_dir, name)
 
     def mountpoint_for(self, name) -> str:
         return os.path.join(self._mount_root, name)
@@ -211,7 +234,8 @@ class VolumeService:
         with self._lock(name):
             existing_kind, existing = self._locate(name)
             if existing is None:
-                vol = self._create_settled(kind, spec)
+                with self._source_frozen(spec):
+                    vol = self._create_settled(kind, spec)
             elif not existing.owned:
                 raise _not_owned(existing_kind, existing, "reuse")
             elif existing_kind is not kind:
@@ -258,6 +282,13 @@ class VolumeService:
             LOG.warning("%s %s: the other host gave way too; creating it again", kind.noun, spec.name)
         raise Conflict(f"{kind.noun} {spec.name!r}: other hosts kept creating the same name at the same "
                        f"time; {_SETTLE_ATTEMPTS} tries did not settle it; try again")
+
+    def _source_frozen(self, spec):
+        """A volume copied from another one mounted here: that one's file system
+        frozen meanwhile, so the copy is clean."""
+        if self.copies is None or getattr(spec, "source", None) is None:
+            return contextlib.nullcontext()
+        return self.copies.source_frozen(spec)
 
     def remove(self, name) -> None:
         validate_volume_name(name)
@@ -378,11 +409,15 @@ class VolumeService:
     def _put_on_host_as(self, kind, vol, name, mountpoint) -> HostVolume:
         try:
             hv = kind.put_on_host(vol, name, mountpoint, self._state.save_host_volume)
-        except StorageError:
+        except StorageError as exc:
             # Leave nothing half-done behind; if even that fails, the journal
             # keeps the record for the next mount or remove to finish.
             partial = self._state.host_volume(name)
-            if partial is not None:
+            if isinstance(exc, AttachRefused) and partial is not None and partial.host_attachment is None:
+                # Only the intent was journaled, and the cloud said no: no attachment is
+                # ours. (A search for one would find a host attaching it at the same time.)
+                self._state.forget_host_volume(name)
+            elif partial is not None:
                 try:
                     self._teardown(partial)
                 except StorageError:
@@ -488,8 +523,11 @@ class VolumeService:
         """Make this host's journal, its mounts and the cloud agree again; run
         before the first request. Returns the repairs made (each is logged)."""
         pool_volume_ids = self.pools.volume_ids() if self.pools is not None else ()
-        return HostReconciler(self._state, self._kinds, self._fs, self._lock, self._teardown,
-                              pool_volume_ids, self._drop_stale_mounts).run()
+        # First: a file system a crash left frozen holds every write to it.
+        thawed = self.copies.thaw_all() if self.copies is not None else []
+        repairs = HostReconciler(self._state, self._kinds, self._fs, self._lock, self._teardown,
+                                 pool_volume_ids, self._drop_stale_mounts).run()
+        return [f"volume {name}: thawed its file system, left frozen" for name in thawed] + repairs
 
     # -- queries --------------------------------------------------------
 

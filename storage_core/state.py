@@ -19,7 +19,10 @@ from storage_core.models import CloudShare, CloudVolume, HostAttachment
 # older state file when it is opened, so an upgrade keeps every record.
 _ADDED_COLUMNS = {
     "host_volumes": {"backend": "TEXT NOT NULL DEFAULT 'cinder'"},
-    "known_volumes": {"backend": "TEXT NOT NULL DEFAULT 'cinder'", "proto": "TEXT", "status": "TEXT"},
+    "known_volumes": {"backend": "TEXT NOT NULL DEFAULT 'cinder'", "proto": "TEXT", "status": "TEXT",
+                      # A mount by the remembered record must know a multiattach volume
+                      # (one host at a time unless shared): NULL before this column existed.
+                      "multiattach": "INTEGER"},
     # When a caller's first live mount was counted (0: before this column existed).
     "mounts": {"since": "REAL NOT NULL DEFAULT 0"},
 }
@@ -45,7 +48,8 @@ CREATE TABLE IF NOT EXISTS known_volumes (
     availability_zone TEXT,
     created_at TEXT,
     proto TEXT,
-    status TEXT
+    status TEXT,
+    multiattach INTEGER
 );
 CREATE TABLE IF NOT EXISTS host_facts (
     key TEXT PRIMARY KEY,
@@ -291,9 +295,9 @@ class StateStore:
 
 
 _KNOWN_COLUMNS = ("name, backend, volume_id, size_gb, metadata, volume_type, availability_zone,"
-                  " created_at, proto, status")
+                  " created_at, proto, status, multiattach")
 _REMEMBER = (f"INSERT OR REPLACE INTO known_volumes ({_KNOWN_COLUMNS})"
-             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 
 
 def _known_row(backend, vol) -> tuple:
@@ -301,11 +305,11 @@ def _known_row(backend, vol) -> tuple:
     return (vol.name, backend, vol.id, vol.size_gb, json.dumps(dict(vol.metadata)),
             vol.share_type if share else vol.volume_type, vol.availability_zone,
             vol.created_at.isoformat() if vol.created_at else None,
-            vol.proto if share else None, vol.status)
+            vol.proto if share else None, vol.status, None if share else int(vol.multiattach))
 
 
 def _known_record(row):
-    name, backend, volume_id, size_gb, metadata, type_name, zone, created_at, proto, status = row
+    name, backend, volume_id, size_gb, metadata, type_name, zone, created_at, proto, status, multiattach = row
     common = dict(
         id=volume_id,
         name=name,
@@ -317,7 +321,7 @@ def _known_record(row):
     )
     if proto is not None:
         return backend, CloudShare(proto=proto, share_type=type_name, **common)
-    return backend, CloudVolume(volume_type=type_name, **common)
+    return backend, CloudVolume(volume_type=type_name, multiattach=bool(multiattach), **common)
 
 
 def _row_to_host_volume(row) -> HostVolume:

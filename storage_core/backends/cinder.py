@@ -2,21 +2,23 @@
 
 import json
 import logging
-from urllib.parse import parse_qs, urlsplit
-
 from keystoneauth1 import exceptions as ks_exceptions
 from openstack import exceptions as sdk_exceptions
 from openstack import utils as sdk_utils
 
+from storage_core.backends.cinder_paging import every_page
 from storage_core.backends.cloud_time import parse_cloud_time
 from storage_core.backends.sdk_errors import detail as _detail
 from storage_core.backends.sdk_errors import translate_errors as _translate_errors
-from storage_core.errors import CloudError, Conflict, NotFound, Timeout
+from storage_core.errors import AttachRefused, CloudError, Conflict, NotFound, Timeout
 from storage_core.models import (
     FSTYPE_KEY,
+    MULTIATTACH_KEY,
     OWNER_KEY,
     OWNER_VALUE,
     POOL_KEY,
+    PREEMPT_KEY,
+    SOURCE_KEY,
     CloudAttachment,
     CloudVolume,
     VolumeSpec,
@@ -34,6 +36,9 @@ EXTEND_IN_USE_MICROVERSION = "3.42"
 # How long a create that got no answer is looked for by name before its error stands.
 LOST_CREATE_GRACE = 5.0
 
+# The create attribute naming each kind of source (a backup's needs microversion 3.47,
+# which openstacksdk negotiates for it).
+_SOURCE_ATTRIBUTE = {"snapshot": "snapshot_id", "volume": "source_volid", "backup": "backup_id"}
 _FAILED_STATUSES = ("error", "error_deleting", "error_extending")
 #: Admin metadata Cinder shows among a volume's metadata (api_utils.add_visible_admin_metadata).
 CINDER_ADMIN_METADATA_KEYS = ("readonly", "attached_mode")
@@ -80,16 +85,6 @@ def _volume_from_body(body: dict) -> CloudVolume:
         attachments=_attachments(body.get("attachments")),
         multiattach=bool(body.get("multiattach")),
     )
-
-
-def _next_marker(body, links_key="volumes_links") -> str | None:
-    """The marker of the next page, from a listing's ``volumes_links`` (or `links_key`)."""
-    for link in body.get(links_key) or []:
-        if link.get("rel") == "next":
-            markers = parse_qs(urlsplit(link.get("href", "")).query).get("marker")
-            if markers:
-                return markers[-1]
-    return None
 
 
 class CinderBackend:
@@ -160,24 +155,21 @@ class CinderBackend:
         params = {"limit": self.list_page_size}
         if metadata:
             params["metadata"] = json.dumps(metadata, sort_keys=True)
-        volumes = []
-        while True:
-            resp = self._bs.get("/volumes/detail", params=params)
-            sdk_exceptions.raise_from_response(resp)
-            body = resp.json()
-            page = body.get("volumes") or []
-            volumes.extend(_volume_from_body(v) for v in page)
-            marker = _next_marker(body)
-            if not page or marker is None:
-                return volumes
-            params["marker"] = marker
+        return [_volume_from_body(v) for v in every_page(self._bs, "/volumes/detail", "volumes", params)]
 
     def create(self, spec: VolumeSpec) -> CloudVolume:
-        attrs = {
-            "name": spec.name,
-            "size": spec.size_gb,
-            "metadata": {OWNER_KEY: OWNER_VALUE, FSTYPE_KEY: spec.fstype, **spec.extra_metadata},
-        }
+        metadata = {OWNER_KEY: OWNER_VALUE, **spec.extra_metadata}
+        if spec.fstype:  # a copy of a source whose file system is not known yet has none
+            metadata[FSTYPE_KEY] = spec.fstype
+        if spec.multiattach:
+            metadata[MULTIATTACH_KEY] = spec.multiattach
+        if spec.preempt:
+            metadata[PREEMPT_KEY] = "true"
+        attrs = {"name": spec.name, "size": spec.size_gb, "metadata": metadata}
+        if spec.source is not None:
+            # Resolved (storage_core.sources): the source's id. Cinder copies its data.
+            attrs[_SOURCE_ATTRIBUTE[spec.source.kind]] = spec.source.ref
+            metadata[SOURCE_KEY] = spec.source.record()
         if spec.volume_type:
             attrs["volume_type"] = spec.volume_type
         if spec.availability_zone:
@@ -388,7 +380,7 @@ class CinderBackend:
             try:
                 att = self._bs.create_attachment(volume_id, **attrs)
             except sdk_exceptions.BadRequestException as exc:
-                raise Conflict(f"Cinder refused to attach volume {volume_id}: {_detail(exc)}") from exc
+                raise AttachRefused(f"Cinder refused to attach volume {volume_id}: {_detail(exc)}") from exc
         if not att.connection_info:
             self.delete_attachment(att.id)
             raise CloudError(f"Cinder attached volume {volume_id} but returned no connection info")
@@ -412,20 +404,11 @@ class CinderBackend:
             params["volume_id"] = volume_id
         if instance_id:
             params["instance_id"] = instance_id
-        found = []
         with _translate_errors(f"listing attachments of {volume_id or instance_id}"):
-            while True:
-                resp = self._bs.get("/attachments", params=params, microversion=ATTACHMENT_CREATE_MICROVERSION)
-                sdk_exceptions.raise_from_response(resp)
-                body = resp.json()
-                page = body.get("attachments") or []
-                # Filtered here too: a cloud that ignores a filter answers with everything.
-                found.extend({k: a.get(k) for k in ("id", "volume_id", "status", "instance")} for a in page
-                             if all(v is None or a.get(k) == v for k, v in wanted.items()))
-                marker = _next_marker(body, "attachments_links")
-                if not page or marker is None:
-                    return found
-                params["marker"] = marker
+            page = every_page(self._bs, "/attachments", "attachments", params, ATTACHMENT_CREATE_MICROVERSION)
+        # Filtered here too: a cloud that ignores a filter answers with everything.
+        return [{k: a.get(k) for k in ("id", "volume_id", "status", "instance")} for a in page
+                if all(v is None or a.get(k) == v for k, v in wanted.items())]
 
     def attachment_connection_info(self, attachment_id) -> dict:
         """What the cloud told the host to connect to for an attachment ({} when none)."""

@@ -14,12 +14,20 @@ device. Status rules follow Cinder's so clients meet the same refusals:
   (os-complete) -> deleted. Real Cinder answers the create itself with the
   ``reserved`` view even when it has already moved on to ``attaching``.
 
-Every change is one store transaction; slow work (latency, losetup) runs
-outside the store lock so one slow request never stalls the others.
+A volume may also be made from a copy: a snapshot (snapshots.py), another
+volume, or a backup (backups.py). Its file is then a sparse copy of the
+source's, grown to the new size, made while the volume is ``creating``; a
+volume with snapshots is not deleted (unless ``cascade``, which deletes them
+too).
+
+Every change is one store transaction; slow work (latency, losetup, copies)
+runs outside the store lock so one slow request never stalls the others.
 """
 
+import errno
 import logging
 import os
+import threading
 import time
 import uuid
 
@@ -39,6 +47,25 @@ MULTIATTACH_ATTACHABLE_STATUSES = ("available", "in-use", "downloading")
 _STATUS_OF_ATTACHMENTS = (("attached", "in-use"), ("attaching", "attaching"),
                           ("reserved", "reserved"))
 HOST = "devcloud@local#local"
+
+
+#: What a volume can be made from: Cinder's name of it in its refusals, its
+#: exception's message prefix, and the statuses it must be in.
+_ORIGINS = {
+    "snapshot": ("snapshot", "Invalid snapshot", ("available",)),
+    "volume": ("source volume", "Invalid volume", ("available", "in-use")),
+    "backup": ("backup", "Invalid backup", ("available",)),
+}
+#: Cinder's refusals of a volume smaller than what it is made from (its
+#: create flow's words, the double space included).
+_TOO_SMALL = {
+    "snapshot": "Volume size '{size}'GB cannot be smaller than the snapshot size "
+                "{source_size}GB. They must be >= original snapshot size.",
+    "volume": "Volume size '{size}'GB cannot be smaller than original volume size  "
+              "{source_size}GB. They must be >= original volume size.",
+    "backup": "Volume size {size}GB cannot be smaller than the backup size {source_size}GB. "
+              "It must be >= backup size.",
+}
 
 
 class CinderError(Exception):
@@ -80,14 +107,29 @@ class VolumeService:
     # attach that leaves the volume in error); None: none. Set by the API
     # face that shares it (cinder.BlockStorage).
     faults = None
+    # The snapshot and backup services (snapshots.SnapshotService,
+    # backups.BackupService), which set themselves here when made; None:
+    # this cloud has none, and no volume is made from one.
+    snapshots = None
+    backups = None
 
-    def __init__(self, store, volumes_dir, loops, scheduler, latency):
-        """``latency`` is a callable returning the current LatencyProfile."""
+    def __init__(self, store, volumes_dir, loops, scheduler, latency, copier=None):
+        """``latency`` is a callable returning the current LatencyProfile.
+
+        ``copier`` runs the jobs that copy data (a volume made from a
+        snapshot, a volume or a backup), so that a long copy does not hold up
+        the other transitions on ``scheduler``; default: ``scheduler``.
+        """
         self._store = store
         self._dir = os.fspath(volumes_dir)
         self._loops = loops
         self._scheduler = scheduler
+        self._copier = copier or scheduler
         self._latency = latency
+        # Volumes being copied: id -> (kind, id) of the source (none survive a
+        # restart: recover() ends such volumes in error).
+        self._copying = {}
+        self._copying_lock = threading.Lock()
         os.makedirs(self._dir, exist_ok=True)
 
     def _forced_status(self, operation) -> str | None:
@@ -100,8 +142,17 @@ class VolumeService:
     # -- volumes -------------------------------------------------------------
 
     def create_volume(self, project_id, user_id, *, name, description, size, metadata,
-                      volume_type, availability_zone, multiattach=False) -> dict:
+                      volume_type, availability_zone, multiattach=False, source=None,
+                      wait=False) -> dict:
+        """A new volume, ``creating`` until its file is made.
+
+        ``source``: ``("snapshot" | "volume" | "backup", id)`` to make it a copy
+        of (the caller checked Cinder's rules on it). ``wait``: make it in this
+        call, after the create latency (as Cinder's backup restore waits for
+        the volume it creates), instead of in the background.
+        """
         now = cinder_time()
+        kind, source_id = source if source else (None, None)
         volume = {
             "id": str(uuid.uuid4()),
             "project_id": project_id,
@@ -118,30 +169,139 @@ class VolumeService:
             "created_at": now,
             "updated_at": None,
             "device": None,  # loop device while exported; not shown by the API
+            # What Cinder's volume view shows of the volume's origin.
+            "snapshot_id": source_id if kind == "snapshot" else None,
+            "source_volid": source_id if kind == "volume" else None,
+            # What the data is copied from, {"kind", "id"}; not shown by the API.
+            "source": {"kind": kind, "id": source_id} if kind else None,
         }
-        self._store.put("volume", volume)
+        try:
+            with self._store.transaction():
+                if kind:
+                    self._claim_source(project_id, kind, source_id, size, volume["id"])
+                    # Known as copying before anyone may delete the source.
+                    with self._copying_lock:
+                        self._copying[volume["id"]] = (kind, source_id)
+                self._store.put("volume", volume)
+        except BaseException:
+            with self._copying_lock:
+                self._copying.pop(volume["id"], None)
+            raise
         forced = self._forced_status("volume.create")
-        self._scheduler.call_later(self._latency().create, self._finish_create, volume["id"], forced)
+        if wait:
+            time.sleep(self._latency().create)
+            self._finish_create(volume["id"], forced)
+            return self._store.get("volume", volume["id"]) or volume
+        jobs = self._copier if kind else self._scheduler
+        jobs.call_later(self._latency().create, self._finish_create, volume["id"], forced)
         return volume
 
     def _finish_create(self, volume_id, forced_status=None):
         volume = self._store.get("volume", volume_id)
         if volume is None or volume["status"] != "creating":
+            with self._copying_lock:
+                self._copying.pop(volume_id, None)
             return
+        source = volume.get("source")
         if forced_status is not None:
             LOG.info("volume %s ends in %s (injected fault)", volume_id, forced_status)
             status = forced_status
         else:
             try:
-                self._make_file(volume)
+                if source:
+                    copy_sparse(self._source_path(source), self.path(volume_id),
+                                volume["size"] * GIB)
+                    self._fsync_dir()
+                else:
+                    self._make_file(volume)
                 status = "available"
-            except OSError:
+            except (OSError, CinderError):
                 LOG.exception("could not create the file of volume %s", volume_id)
                 status = "error"
+        self._end_create(volume_id, status)
+
+    def _end_create(self, volume_id, status):
+        with self._copying_lock:
+            self._copying.pop(volume_id, None)
         with self._store.transaction():
             volume = self._store.get("volume", volume_id)
-            if volume is not None and volume["status"] == "creating":
-                self._touch(volume, status=status)
+            if volume is None or volume["status"] != "creating":
+                return
+            source = volume.get("source")
+            changes = {}
+            if source and source["kind"] == "backup" and self.backups is not None:
+                # Cinder restores the backup into the new volume: the backup
+                # is available again, the volume tagged with it.
+                changes = self.backups.restored_into(source["id"], volume,
+                                                     ok=status == "available")
+            self._touch(volume, status=status, **changes)
+
+    def _claim_source(self, project_id, kind, source_id, size, volume_id):
+        """Cinder's create-flow checks of what a volume is made from: its status,
+        then that the new volume is no smaller. A backup is then ``restoring``."""
+        getter = {"volume": self.get_volume,
+                  "snapshot": self.snapshots and self.snapshots.get_snapshot,
+                  "backup": self.backups and self.backups.get_backup}[kind]
+        if not getter:
+            raise CinderError(f"Invalid input received: devcloud cannot create a volume from "
+                              f"a {kind}.")
+        record = getter(project_id, source_id)
+        noun, exception, statuses = _ORIGINS[kind]
+        if record["status"] not in statuses:
+            raise Invalid(f"{exception}: Originating {noun} status must be one of "
+                          f"'{', '.join(statuses)}' values")
+        if size < record["size"]:
+            raise Invalid("Invalid input received: " + _TOO_SMALL[kind].format(
+                size=size, source_size=record["size"]))
+        if kind == "backup":
+            self.backups.claim(project_id, source_id, volume_id)
+
+    def _source_path(self, source) -> str:
+        kind, source_id = source["kind"], source["id"]
+        owner = {"volume": self, "snapshot": self.snapshots, "backup": self.backups}.get(kind)
+        if owner is None:
+            raise CinderError(f"devcloud has no {kind} service")
+        return owner.path(source_id)
+
+    def replace_data(self, volume_id, source_path) -> None:
+        """Make the volume's data a copy of ``source_path``'s, at the volume's size
+        (a backup restored into it). The file is replaced whole once the copy
+        is complete; nothing may hold its loop device (the caller made sure)."""
+        volume = self._store.get("volume", volume_id)
+        if volume is None:
+            raise volume_not_found(volume_id)
+        copy_sparse(source_path, self.path(volume_id), volume["size"] * GIB)
+        self._fsync_dir()
+
+    def add_temporary_volume(self, volume, status) -> dict:
+        """Cinder's temporary volume ``backup-vol-<id>``: what its backup
+        service reads instead of an in-use volume or a snapshot (a clone made
+        for the backup, counted in no quota). Clients see it in the listings
+        while the backup runs; devcloud needs no file for it."""
+        temporary = {
+            "id": str(uuid.uuid4()), "project_id": volume["project_id"],
+            "user_id": volume["user_id"], "name": f"backup-vol-{volume['id']}",
+            "description": None, "size": volume["size"], "status": status, "metadata": {},
+            "volume_type": volume["volume_type"],
+            "availability_zone": volume["availability_zone"], "bootable": False,
+            "multiattach": bool(volume.get("multiattach")), "created_at": cinder_time(),
+            "updated_at": None, "device": None, "snapshot_id": None, "source_volid": None,
+            "source": None, "temporary": True,
+        }
+        self._store.put("volume", temporary)
+        return temporary
+
+    def drop_temporary_volume(self, volume_id) -> None:
+        """The backup is done with its temporary volume: it goes."""
+        path = self.path(volume_id)
+        if os.path.exists(path):
+            os.unlink(path)
+        self._store.delete("volume", volume_id)
+
+    def clones_pending(self, kind, source_id) -> bool:
+        """Whether a volume is still being made from this snapshot or volume."""
+        with self._copying_lock:
+            return (kind, source_id) in self._copying.values()
 
     def _make_file(self, volume):
         path = self.path(volume["id"])
@@ -150,17 +310,21 @@ class VolumeService:
             if os.fstat(f.fileno()).st_size != volume["size"] * GIB:
                 f.truncate(volume["size"] * GIB)
             os.fsync(f.fileno())
-        dir_fd = os.open(self._dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        self._fsync_dir()
+
+    def _fsync_dir(self):
+        fsync_dir(self._dir)
 
     def _touch(self, volume, **changes):
         volume.update(changes)
         volume["updated_at"] = cinder_time()
         self._store.put("volume", volume)
         return volume
+
+    def save_volume(self, volume, **changes) -> dict:
+        """Change and stamp a volume record (for the snapshot and backup
+        services, inside their own transaction)."""
+        return self._touch(volume, **changes)
 
     def get_volume(self, project_id, volume_id) -> dict:
         volume = self._store.get("volume", volume_id)
@@ -171,10 +335,17 @@ class VolumeService:
     def list_volumes(self, project_id) -> list[dict]:
         return [v for v in self._store.list("volume") if v["project_id"] == project_id]
 
-    def delete_volume(self, project_id, volume_id) -> None:
+    def delete_volume(self, project_id, volume_id, cascade=False) -> None:
+        """Cinder's volume delete: refused while attached, in a busy status or
+        with snapshots; ``cascade`` deletes its snapshots along, if each is
+        available or in error."""
         with self._store.transaction():
             volume = self.get_volume(project_id, volume_id)
-            if volume["status"] not in DELETABLE_STATUSES or self.attachments_of(volume_id):
+            snapshots = self.snapshots.of_volume(volume_id) if self.snapshots else []
+            blocked = bool(snapshots) and (not cascade or any(
+                s["status"] not in ("available", "error") for s in snapshots))
+            if (volume["status"] not in DELETABLE_STATUSES or self.attachments_of(volume_id)
+                    or blocked):
                 raise Invalid(
                     "Invalid volume: Volume status must be "
                     + " or ".join(DELETABLE_STATUSES)
@@ -183,12 +354,28 @@ class VolumeService:
                     "after volume transfer."
                 )
             self._touch(volume, status="deleting")
+            for snapshot in snapshots:
+                self.snapshots.mark_deleting(snapshot)
         self._scheduler.call_later(self._latency().delete, self._finish_delete, volume_id)
 
     def _finish_delete(self, volume_id):
         volume = self._store.get("volume", volume_id)
         if volume is None or volume["status"] != "deleting":
             return
+        snapshots = self.snapshots.of_volume(volume_id) if self.snapshots else []
+        if self.clones_pending("volume", volume_id) or any(
+                self.clones_pending("snapshot", s["id"]) for s in snapshots):
+            # Cinder's volume manager holds the source's lock while it clones:
+            # the delete waits for the copy.
+            self._scheduler.call_later(0.1, self._finish_delete, volume_id)
+            return
+        for snapshot in snapshots:  # a cascade: the snapshots go first
+            if not self.snapshots.finish_delete(snapshot["id"]):
+                with self._store.transaction():
+                    volume = self._store.get("volume", volume_id)
+                    if volume is not None:
+                        self._touch(volume, status="error_deleting")
+                return
         path = self.path(volume_id)
         try:
             self._loops.release(path)  # in case a crash left one behind
@@ -453,9 +640,20 @@ class VolumeService:
     # -- start-up ------------------------------------------------------------
 
     def recover(self) -> None:
-        """Finish what a crash interrupted and make loop bindings match the store."""
+        """Finish what a crash interrupted and make loop bindings match the store.
+
+        A plain create is finished; a copy (from a snapshot, a volume or a
+        backup) ends in ``error``, as Cinder leaves a volume it was creating
+        when its volume service restarts: what it was copying may have
+        changed since.
+        """
+        remove_partial_copies(self._dir)
         for volume in self._store.list("volume"):
-            if volume["status"] == "creating":
+            if volume["status"] == "creating" and volume.get("source"):
+                LOG.warning("volume %s was being copied from %s %s; now in error",
+                            volume["id"], volume["source"]["kind"], volume["source"]["id"])
+                self._end_create(volume["id"], "error")
+            elif volume["status"] == "creating":
                 self._finish_create(volume["id"])
             elif volume["status"] == "deleting":
                 self._finish_delete(volume["id"])
@@ -467,7 +665,8 @@ class VolumeService:
             elif attachment["connection_info"]:
                 connected.setdefault(attachment["volume_id"], []).append(attachment)
         for volume in self._store.list("volume"):
-            if volume["status"] in ("creating", "deleting", "error", "error_deleting"):
+            if (volume["status"] in ("creating", "deleting", "error", "error_deleting")
+                    or volume.get("temporary")):  # the backup service's (backups.py)
                 continue
             try:
                 self._reconcile(volume, connected.get(volume["id"]))
@@ -509,6 +708,91 @@ class VolumeService:
             current = self._store.get("volume", volume["id"])
             if current["device"] != device:
                 self._touch(current, device=device)
+
+
+_COPY_CHUNK = 1024 * 1024
+_ZEROS = memoryview(bytes(_COPY_CHUNK))
+PARTIAL_SUFFIX = ".part"
+
+
+def copy_sparse(src, dst, size) -> None:
+    """Copy file ``src`` to ``dst``, ``size`` bytes long, allocating only data.
+
+    Only the data extents of ``src`` are read (SEEK_DATA/SEEK_HOLE; the
+    whole file where the file system cannot tell), and all-zero blocks of
+    them are not written either: a copy of a sparse volume of many GiB with
+    little data costs that little data. The copy is written beside ``dst``
+    and renamed over it when complete (and on disk), so ``dst`` is never
+    half a copy.
+    """
+    src, dst = os.fspath(src), os.fspath(dst)
+    partial = dst + PARTIAL_SUFFIX
+    with open(src, "rb") as source:
+        fd_in = source.fileno()
+        end = os.fstat(fd_in).st_size
+        fd_out = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        try:
+            for start, stop in _data_extents(fd_in, min(end, size)):
+                _copy_range(fd_in, fd_out, start, stop)
+            os.ftruncate(fd_out, size)
+            os.fsync(fd_out)
+        except BaseException:
+            os.close(fd_out)
+            os.unlink(partial)
+            raise
+        os.close(fd_out)
+    os.replace(partial, dst)
+
+
+def _data_extents(fd, end):
+    """(start, stop) of each stretch of ``fd`` before ``end`` that may hold data."""
+    pos = 0
+    while pos < end:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:  # only a hole from here on
+                return
+            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP) and pos == 0:
+                yield 0, end  # no SEEK_DATA here: read it all, skip zeros
+                return
+            raise
+        if start >= end:
+            return
+        stop = min(os.lseek(fd, start, os.SEEK_HOLE), end)
+        yield start, stop
+        pos = stop
+
+
+def _copy_range(fd_in, fd_out, start, stop):
+    offset = start
+    while offset < stop:
+        data = os.pread(fd_in, min(_COPY_CHUNK, stop - offset), offset)
+        if not data:
+            return
+        if data != _ZEROS[:len(data)]:
+            view = memoryview(data)
+            written = 0
+            while written < len(data):
+                written += os.pwrite(fd_out, view[written:], offset + written)
+        offset += len(data)
+
+
+def fsync_dir(path) -> None:
+    """Make the directory's entries (a file created, renamed, removed) durable."""
+    dir_fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def remove_partial_copies(directory) -> None:
+    """Remove what copies a crash interrupted left (``*.part``) in ``directory``."""
+    for name in os.listdir(directory):
+        if name.endswith(PARTIAL_SUFFIX):
+            LOG.warning("removing the interrupted copy %s", name)
+            os.unlink(os.path.join(directory, name))
 
 
 def _status_from(attachments) -> str:

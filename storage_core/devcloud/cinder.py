@@ -5,17 +5,32 @@ shapes follow Cinder's own view builders (volume detail/summary, attachment
 detail/summary), request rules follow its JSON schemas, and availability of
 calls follows its microversions (attachments at 3.27, os-complete at 3.44,
 ``mode`` at 3.54), so a client that works here works against Cinder.
+Snapshots and backups have faces of their own (cinder_snapshots.py,
+cinder_backups.py) served through the same routing; a volume made from a
+snapshot, a volume or a backup is created here.
 """
 
-import ast
-import json
 import logging
-import re
 import uuid
-from urllib.parse import quote
+from functools import partial
 
 from storage_core.devcloud import microversion as mv
-from storage_core.devcloud.backend import CinderError, Invalid, NotFound, HOST
+from storage_core.devcloud.backend import CinderError, Invalid, NotFound, HOST, metadata_not_found
+from storage_core.devcloud.cinder_listing import (
+    check_filter_keys,
+    links,
+    list_answer,
+    next_link,
+    paginate,
+    parse_metadata_filter,
+)
+from storage_core.devcloud.cinder_metadata import MetadataHandlers
+from storage_core.devcloud.cinder_schema import (
+    invalid_field,
+    is_uuid,
+    unexpected,
+    validated_metadata,
+)
 from storage_core.devcloud.faults import apply_fault
 from storage_core.devcloud.web import HttpError, Response, Route, cinder_error, find_route
 
@@ -58,30 +73,17 @@ VOLUME_TYPES = [
 #: What an admin's os-reset_status may set (Cinder's volume status enum, in part).
 RESETTABLE_STATUSES = ("available", "in-use", "error", "error_deleting", "creating", "deleting",
                        "attaching", "detaching", "reserved", "maintenance")
-MAX_LIMIT = 1000  # Cinder's osapi_max_limit
 _UPDATED = "2023-09-29T00:00:00Z"
 _NOT_FOUND = "The resource could not be found."
-_SORT_KEYS = ("created_at", "updated_at", "id", "name", "size", "status")
 #: From 3.53 a volume update must name at least one of these.
 SUPPORT_VOLUME_SCHEMA_CHANGES = mv.APIVersion(3, 53)
+#: From 3.47 a volume create's backup_id is checked (a UUID or null).
+VOLUME_CREATE_FROM_BACKUP = mv.APIVersion(3, 47)
 _UPDATE_FIELDS = ("name", "description", "display_name", "display_description", "metadata")
 #: Cinder's volume-detail attributes that come from API extensions: shown by
 #: GET (show and list), not in the answer of an update.
 _EXTENSION_ATTRIBUTES = ("os-vol-tenant-attr:tenant_id", "os-vol-host-attr:host",
                          "os-vol-mig-status-attr:migstat", "os-vol-mig-status-attr:name_id")
-
-
-def _invalid_field(field, value, reason):
-    # Cinder's JSON-schema validation message.
-    return Invalid(f"Invalid input for field/attribute {field}. Value: {value}. {reason}")
-
-
-def _is_uuid(value) -> bool:
-    try:
-        uuid.UUID(str(value))
-        return True
-    except ValueError:
-        return False
 
 
 def _is_multiattach_type(vtype) -> bool:
@@ -96,10 +98,15 @@ def _find_type(name_or_id):
     return None
 
 
-class BlockStorage:
+class BlockStorage(MetadataHandlers):
     """Answers ``/volume/...``."""
 
-    def __init__(self, service, identity, faults, base_url):
+    _metadata_not_found = staticmethod(metadata_not_found)
+
+    def __init__(self, service, identity, faults, base_url, extensions=()):
+        """``extensions``: the faces of further collections (snapshots,
+        backups: see cinder_snapshots.py, cinder_backups.py), each with a
+        ``routes()`` list served here after the volumes' own."""
         self._service = service
         self._identity = identity
         self._faults = faults
@@ -119,12 +126,7 @@ class BlockStorage:
             # and the admin's os-reset_status, how an operator mends a volume
             # a failure left in "error" (no fault hook of its own).
             r("POST", "volumes/*/action", self._volume_action),
-            r("GET", "volumes/*/metadata", self._get_metadata, "volume.metadata"),
-            r("POST", "volumes/*/metadata", self._update_metadata, "volume.metadata"),
-            r("PUT", "volumes/*/metadata", self._replace_metadata, "volume.metadata"),
-            r("GET", "volumes/*/metadata/*", self._get_metadata_item, "volume.metadata"),
-            r("PUT", "volumes/*/metadata/*", self._set_metadata_item, "volume.metadata"),
-            r("DELETE", "volumes/*/metadata/*", self._delete_metadata_item, "volume.metadata"),
+            *self.metadata_routes("volumes", "volume.metadata"),
             r("GET", "attachments", self._list_attachments, "attachment.list", mv.NEW_ATTACH),
             r("GET", "attachments/detail", self._list_attachments_detail, "attachment.list",
               mv.NEW_ATTACH),
@@ -139,6 +141,8 @@ class BlockStorage:
             r("GET", "types/default", self._default_type),
             r("GET", "types/*", self._show_type),
         ]
+        for extension in extensions:
+            self._routes.extend(extension.routes())
         self._collections = {route.pattern[0] for route in self._routes}
 
     # -- entry ---------------------------------------------------------------
@@ -216,10 +220,18 @@ class BlockStorage:
         body = ctx.body_object("volume")
         name = _optional_string(body, "name", 255, alias="display_name")
         description = _optional_string(body, "description", 255, alias="display_description")
-        size = _volume_size(body.get("size"))
-        metadata = _metadata(body.get("metadata"), allow_null=True) or {}
-        for unsupported in ("snapshot_id", "source_volid", "imageRef", "image_id",
-                            "backup_id", "consistencygroup_id", "group_id"):
+        origins = {field: _optional_uuid(body, field) for field in ("snapshot_id", "source_volid")}
+        # Cinder's schema has backup_id from 3.47, but its API reads it at
+        # any version (unchecked before 3.47: not a uuid is just not found).
+        origins["backup_id"] = (_optional_uuid(body, "backup_id")
+                                if ctx.version >= VOLUME_CREATE_FROM_BACKUP
+                                else body.get("backup_id") or None)
+        if body.get("size") is None and any(v is not None for v in origins.values()):
+            size = None  # the source's, below
+        else:
+            size = _volume_size(body.get("size"))
+        metadata = validated_metadata(body.get("metadata"), allow_null=True) or {}
+        for unsupported in ("imageRef", "image_id", "consistencygroup_id", "group_id"):
             if body.get(unsupported) is not None:
                 raise Invalid(f"Invalid input received: devcloud cannot create a volume "
                               f"from {unsupported}.")
@@ -229,19 +241,49 @@ class BlockStorage:
                           "use multiattach enabled volume types. Contact your administrator "
                           "to create a multiattach enabled volume type and use it to create "
                           "multiattach volumes.")
-        type_name = body.get("volume_type") or DEFAULT_VOLUME_TYPE
-        vtype = _find_type(type_name)
-        if vtype is None:
-            raise NotFound(f"Volume type with name {type_name} could not be found.")
+        vtype = None
+        if body.get("volume_type"):
+            vtype = _find_type(body["volume_type"])
+            if vtype is None:
+                raise NotFound(f"Volume type with name {body['volume_type']} could not be found.")
         zone = body.get("availability_zone") or AVAILABILITY_ZONE
         if zone != AVAILABILITY_ZONE:
             raise Invalid(f"Availability zone '{zone}' is invalid.")
+        # What the volume is made of, looked up (404) in Cinder's order.
+        sources = [(kind, self._origin(ctx, kind, origins[field]))
+                   for field, kind in (("snapshot_id", "snapshot"), ("source_volid", "volume"),
+                                       ("backup_id", "backup"))
+                   if origins[field] is not None]
+        if len(sources) > 1:
+            raise Invalid("Invalid input received: May specify only one of backup, imageRef, "
+                          "snapshot, source volume")
+        source = None
+        if sources:
+            kind, record = sources[0]
+            source = (kind, record["id"])
+            if size is None:
+                size = record["size"]
+            if vtype is None and kind != "backup":
+                # A copy keeps its source's type (a backup's: the default).
+                vtype = _find_type(record["volume_type"])
+        vtype = vtype or _find_type(DEFAULT_VOLUME_TYPE)
         volume = self._service.create_volume(
             ctx.project_id, ctx.user_id, name=name, description=description, size=size,
             metadata=metadata, volume_type=vtype["name"], availability_zone=zone,
-            multiattach=_is_multiattach_type(vtype),
+            multiattach=_is_multiattach_type(vtype), source=source,
         )
         return Response(202, {"volume": self._volume_detail(ctx, volume)})
+
+    def _origin(self, ctx, kind, origin_id):
+        """The snapshot, volume or backup a new volume is made from (404s as Cinder's)."""
+        if kind == "volume":
+            return self._service.get_volume(ctx.project_id, origin_id)
+        owner = self._service.snapshots if kind == "snapshot" else self._service.backups
+        if owner is None:
+            field = {"snapshot": "snapshot_id", "backup": "backup_id"}[kind]
+            raise Invalid(f"Invalid input received: devcloud cannot create a volume from {field}.")
+        getter = owner.get_snapshot if kind == "snapshot" else owner.get_backup
+        return getter(ctx.project_id, origin_id)
 
     def _show_volume(self, ctx, volume_id):
         volume = self._service.get_volume(ctx.project_id, volume_id)
@@ -265,28 +307,15 @@ class BlockStorage:
         return self._volume_list(ctx, detail=True)
 
     def _volume_list(self, ctx, detail):
-        if ctx.version >= mv.RESOURCE_FILTER:
-            _check_filter_keys(ctx.req)
+        check_filter_keys(ctx, _VOLUME_FILTERS)
         volumes = _filter_volumes(self._service.list_volumes(ctx.project_id), ctx.req)
-        volumes = _sort(volumes, ctx.req)
-        page, next_marker = _paginate(volumes, ctx.req, "Volume")
-        if detail:
-            # One read of the attachments for the whole page, not one per volume.
-            attached = self._service.attachments_by_volume()
-            items = [self._volume_detail(ctx, v, attached.get(v["id"], [])) for v in page]
-        else:
-            items = [
-                {"id": v["id"], "name": v["name"], "links": self._links(ctx, "volumes", v["id"])}
-                for v in page
-            ]
-        body = {"volumes": items}
-        if next_marker is not None:
-            path = "volumes/detail" if detail else "volumes"
-            body["volumes_links"] = [self._next_link(ctx, path, next_marker)]
-        if (ctx.version >= mv.APIVersion(3, 45)
-                and str(ctx.req.param("with_count", "")).lower() in ("true", "1", "yes")):
-            body["count"] = len(volumes)
-        return Response(200, body)
+        render = self._volume_details if detail else _volume_summaries
+        return list_answer(ctx, "volumes", volumes, detail, partial(render, ctx))
+
+    def _volume_details(self, ctx, page):
+        # One read of the attachments for the whole page, not one per volume.
+        attached = self._service.attachments_by_volume()
+        return [self._volume_detail(ctx, v, attached.get(v["id"], [])) for v in page]
 
     def _delete_volume(self, ctx, volume_id):
         for flag in ("cascade", "force"):
@@ -294,7 +323,8 @@ class BlockStorage:
             if value is not None and value.lower() not in ("true", "false", "0", "1",
                                                            "yes", "no", "on", "off"):
                 raise Invalid(f"Invalid value '{value}' for {flag}.")
-        self._service.delete_volume(ctx.project_id, volume_id)
+        cascade = (ctx.req.param("cascade") or "").lower() in ("true", "1", "yes", "on")
+        self._service.delete_volume(ctx.project_id, volume_id, cascade=cascade)
         return Response(202)
 
     def _volume_action(self, ctx, volume_id):
@@ -308,7 +338,7 @@ class BlockStorage:
             raise Invalid(f"There is no such action: {action}")
         status = args.get("status") if isinstance(args, dict) else None
         if status not in RESETTABLE_STATUSES:
-            raise _invalid_field("status", status, f"{status!r} is not one of {list(RESETTABLE_STATUSES)}")
+            raise invalid_field("status", status, f"{status!r} is not one of {list(RESETTABLE_STATUSES)}")
         self._service.reset_status(ctx.project_id, volume_id, status)
         return Response(202)
 
@@ -319,55 +349,43 @@ class BlockStorage:
         if fault is not None:
             return fault
         if not isinstance(args, dict):
-            raise _invalid_field("os-extend", args, f"{args!r} is not of type 'object'")
+            raise invalid_field("os-extend", args, f"{args!r} is not of type 'object'")
         if "new_size" not in args:
-            raise _invalid_field("os-extend", args, "'new_size' is a required property")
+            raise invalid_field("os-extend", args, "'new_size' is a required property")
         extra = [k for k in args if k != "new_size"]
         if extra:
-            raise _invalid_field("os-extend", args, _unexpected(extra))
+            raise invalid_field("os-extend", args, unexpected(extra))
         new_size = _volume_size(args["new_size"], field="new_size")
         self._service.extend_volume(ctx.project_id, volume_id, new_size,
                                     in_use_allowed=ctx.version >= mv.VOLUME_EXTEND_INUSE)
         return Response(202)
 
-    def _get_metadata(self, ctx, volume_id):
-        volume = self._service.get_volume(ctx.project_id, volume_id)
-        return Response(200, {"metadata": volume["metadata"]})
+    # Reading and deleting metadata: cinder_metadata.py.
+
+    def _metadata_owner(self, ctx, volume_id):
+        return self._service.get_volume(ctx.project_id, volume_id)
 
     def _update_metadata(self, ctx, volume_id, replace=False):
         self._service.get_volume(ctx.project_id, volume_id)  # 404 before 400
         body = ctx.body()
         if not isinstance(body, dict) or "metadata" not in body:
             raise Invalid("Malformed request body")
-        metadata = _metadata(body["metadata"])
+        metadata = validated_metadata(body["metadata"])
         new = self._service.update_metadata(ctx.project_id, volume_id, metadata, replace)
         return Response(200, {"metadata": new})
-
-    def _replace_metadata(self, ctx, volume_id):
-        return self._update_metadata(ctx, volume_id, replace=True)
-
-    def _get_metadata_item(self, ctx, volume_id, key):
-        volume = self._service.get_volume(ctx.project_id, volume_id)
-        if key not in volume["metadata"]:
-            raise NotFound(f"Volume {volume_id} has no metadata with key {key}.")
-        return Response(200, {"meta": {key: volume["metadata"][key]}})
 
     def _set_metadata_item(self, ctx, volume_id, key):
         self._service.get_volume(ctx.project_id, volume_id)
         body = ctx.body()
         if not isinstance(body, dict) or not isinstance(body.get("meta"), dict):
             raise Invalid("Malformed request body")
-        meta = _metadata(body["meta"], field="meta")
+        meta = validated_metadata(body["meta"], field="meta")
         if key not in meta:
             raise Invalid("Request body and URI mismatch")
         if len(meta) > 1:
             raise Invalid("Request body contains too many items")
         self._service.update_metadata(ctx.project_id, volume_id, meta, replace=False)
         return Response(200, {"meta": meta})
-
-    def _delete_metadata_item(self, ctx, volume_id, key):
-        self._service.delete_metadata_item(ctx.project_id, volume_id, key)
-        return Response(200)
 
     # -- attachments ---------------------------------------------------------
 
@@ -378,24 +396,24 @@ class BlockStorage:
         body = ctx.body_object("attachment", allowed=allowed)
         volume_id = body.get("volume_uuid")
         if volume_id is None:
-            raise _invalid_field("attachment", body, "'volume_uuid' is a required property")
-        if not isinstance(volume_id, str) or not _is_uuid(volume_id):
-            raise _invalid_field("volume_uuid", volume_id, f"{volume_id!r} is not a 'uuid'")
+            raise invalid_field("attachment", body, "'volume_uuid' is a required property")
+        if not isinstance(volume_id, str) or not is_uuid(volume_id):
+            raise invalid_field("volume_uuid", volume_id, f"{volume_id!r} is not a 'uuid'")
         instance = body.get("instance_uuid")
         if "instance_uuid" in body and instance is None:
             # What openstacksdk sends for instance=None; Cinder's schema refuses it.
-            raise _invalid_field("instance_uuid", None, "None is not of type 'string'")
-        if instance is not None and (not isinstance(instance, str) or not _is_uuid(instance)):
-            raise _invalid_field("instance_uuid", instance, f"{instance!r} is not a 'uuid'")
+            raise invalid_field("instance_uuid", None, "None is not of type 'string'")
+        if instance is not None and (not isinstance(instance, str) or not is_uuid(instance)):
+            raise invalid_field("instance_uuid", instance, f"{instance!r} is not a 'uuid'")
         connector = body.get("connector")
         if connector is not None and not isinstance(connector, dict):
-            raise _invalid_field("connector", connector, f"{connector!r} is not of type "
-                                                         "'object', 'null'")
+            raise invalid_field("connector", connector, f"{connector!r} is not of type "
+                                                        "'object', 'null'")
         # Without a mode Cinder records the string "null" (the connector's
         # mode, else rw, then decides the access mode).
         mode = body.get("mode", "null")
         if "mode" in body and mode not in ("rw", "ro"):
-            raise _invalid_field("mode", mode, f"{mode!r} is not one of ['rw', 'ro']")
+            raise invalid_field("mode", mode, f"{mode!r} is not one of ['rw', 'ro']")
         attachment = self._service.create_attachment(
             ctx.project_id, volume_id, instance_uuid=instance, connector=connector, mode=mode
         )
@@ -423,12 +441,12 @@ class BlockStorage:
             if all(v is None or a[k] == v for k, v in wanted.items())
         ]
         attachments.sort(key=lambda a: (a["created_at"], a["id"]), reverse=True)
-        page, next_marker = _paginate(attachments, ctx.req, "Attachment")
+        page, next_marker = paginate(attachments, ctx.req)
         view = _attachment_detail if detail else _attachment_summary
         body = {"attachments": [view(a) for a in page]}
         if next_marker is not None:
             path = "attachments/detail" if detail else "attachments"
-            body["attachments_links"] = [self._next_link(ctx, path, next_marker)]
+            body["attachments_links"] = [next_link(ctx, path, next_marker)]
         return Response(200, body)
 
     def _update_attachment(self, ctx, attachment_id):
@@ -436,7 +454,7 @@ class BlockStorage:
         body = ctx.body_object("attachment", allowed={"connector"})
         connector = body.get("connector")
         if not isinstance(connector, dict):
-            raise _invalid_field("attachment", body, "'connector' is a required property")
+            raise invalid_field("attachment", body, "'connector' is a required property")
         attachment = self._service.update_attachment(ctx.project_id, attachment_id, connector)
         # Cinder answers with the record it read before the update: the
         # connection info is new, the status the old one (e.g. reserved).
@@ -472,21 +490,6 @@ class BlockStorage:
 
     # -- views ---------------------------------------------------------------
 
-    def _links(self, ctx, collection, id_):
-        return [
-            {"href": f"{ctx.base_url}/volume/v3/{ctx.project_id}/{collection}/{id_}",
-             "rel": "self"},
-            {"href": f"{ctx.base_url}/volume/{ctx.project_id}/{collection}/{id_}",
-             "rel": "bookmark"},
-        ]
-
-    def _next_link(self, ctx, path, marker):
-        params = {k: v[-1] for k, v in ctx.req.query.items() if k not in ("marker",)}
-        params["marker"] = marker
-        query = "&".join(f"{k}={_quote(v)}" for k, v in params.items())
-        return {"href": f"{ctx.base_url}/volume/v3/{ctx.project_id}/{path}?{query}",
-                "rel": "next"}
-
     def _volume_detail(self, ctx, volume, attachments=None):
         if attachments is None:
             attachments = self._service.attachments_of(volume["id"])
@@ -516,10 +519,10 @@ class BlockStorage:
             "updated_at": volume["updated_at"],
             "attachments": attachments,
             "volume_type": volume["volume_type"],
-            "snapshot_id": None,
-            "source_volid": None,
+            "snapshot_id": volume.get("snapshot_id"),
+            "source_volid": volume.get("source_volid"),
             "metadata": volume["metadata"],
-            "links": self._links(ctx, "volumes", volume["id"]),
+            "links": links(ctx, "volumes", volume["id"]),
             "user_id": volume["user_id"],
             "bootable": "true" if volume["bootable"] else "false",
             "encrypted": False,
@@ -546,7 +549,7 @@ class BlockStorage:
         if v >= mv.VOLUME_TYPE_ID_IN_VOLUME_DETAIL:
             view["volume_type_id"] = vtype["id"]
         if v >= mv.USE_QUOTA:
-            view["consumes_quota"] = True
+            view["consumes_quota"] = not volume.get("temporary")
         return view
 
 
@@ -575,21 +578,22 @@ class _Context:
             raise Invalid(f"'{key}' is a required property")
         inner = body[key]
         if not isinstance(inner, dict):
-            raise _invalid_field(key, inner, f"{inner!r} is not of type 'object'")
+            raise invalid_field(key, inner, f"{inner!r} is not of type 'object'")
         if allowed is not None:
             extra = sorted(set(inner) - allowed)
             if extra:
                 listed = ", ".join(repr(k) for k in extra)
                 verb = "was" if len(extra) == 1 else "were"
-                raise _invalid_field(
+                raise invalid_field(
                     key, inner, f"Additional properties are not allowed ({listed} {verb} "
                                 "unexpected)"
                 )
         return inner
 
 
-def _quote(value):
-    return quote(str(value), safe="")
+def _volume_summaries(ctx, page):
+    return [{"id": v["id"], "name": v["name"], "links": links(ctx, "volumes", v["id"])}
+            for v in page]
 
 
 def _attachment_summary(a):
@@ -616,9 +620,18 @@ def _optional_string(body, field, max_length, alias=None):
     if value is None:
         return None
     if not isinstance(value, str):
-        raise _invalid_field(field, value, f"{value!r} is not of type 'string', 'null'")
+        raise invalid_field(field, value, f"{value!r} is not of type 'string', 'null'")
     if len(value) > max_length:
-        raise _invalid_field(field, value, f"{value!r} is too long")
+        raise invalid_field(field, value, f"{value!r} is too long")
+    return value
+
+
+def _optional_uuid(body, field):
+    """Cinder's optional_uuid: null, or a string that is a UUID."""
+    value = body.get(field)
+    if value is not None and not (isinstance(value, str) and is_uuid(value)):
+        raise invalid_field(field, value, f"{value!r} is not valid under any of the given "
+                                          "schemas")
     return value
 
 
@@ -627,11 +640,6 @@ def _string_length(value, entity):
     if value and len(value.strip()) > 255:
         raise Invalid(f"Invalid input received: {entity} has {len(value.strip())} characters, "
                       "more than 255.")
-
-
-def _unexpected(keys) -> str:
-    listed = ", ".join(repr(k) for k in keys)
-    return f"Additional properties are not allowed ({listed} {'was' if len(keys) == 1 else 'were'} unexpected)"
 
 
 def _volume_update(body, version) -> dict:
@@ -644,24 +652,24 @@ def _volume_update(body, version) -> dict:
         raise Invalid("'volume' is a required property")
     volume = body["volume"]
     if not isinstance(volume, dict):
-        raise _invalid_field("volume", volume, f"{volume!r} is not of type 'object'")
+        raise invalid_field("volume", volume, f"{volume!r} is not of type 'object'")
     for field in _UPDATE_FIELDS[:4]:
         if field in volume:
             value = volume[field]
             if value is not None and not isinstance(value, str):
-                raise _invalid_field(field, value, f"{value!r} is not of type 'string', 'null'")
+                raise invalid_field(field, value, f"{value!r} is not of type 'string', 'null'")
             _string_length(value, "name" if field.endswith("name") else "description")
     if "metadata" in volume:
-        _metadata(volume["metadata"])
+        validated_metadata(volume["metadata"])
     extra = [k for k in volume if k not in _UPDATE_FIELDS]
     if extra:
-        raise _invalid_field("volume", volume, _unexpected(extra))
+        raise invalid_field("volume", volume, unexpected(extra))
     if version >= SUPPORT_VOLUME_SCHEMA_CHANGES and not volume:
-        raise _invalid_field("volume", volume, f"{volume!r} is not valid under any of the given "
-                                               "schemas")
+        raise invalid_field("volume", volume, f"{volume!r} is not valid under any of the given "
+                                              "schemas")
     extra = [k for k in body if k != "volume"]
     if extra:
-        raise Invalid(_unexpected(extra))
+        raise Invalid(unexpected(extra))
     changes = {}
     # "name" wins over "display_name" (Cinder renames the one after the other).
     for field, aliases in (("name", ("display_name", "name")),
@@ -680,79 +688,24 @@ def _volume_size(value, field="size"):
         raise Invalid("Invalid input received: Volume size is required when not creating "
                       "from a snapshot, a volume, an image or a backup.")
     if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise _invalid_field(field, value, f"{value!r} is not of type 'integer', 'string'")
+        raise invalid_field(field, value, f"{value!r} is not of type 'integer', 'string'")
     if isinstance(value, str):
         if not value.isdigit():
-            raise _invalid_field(field, value, f"{value!r} does not match '^[0-9]+$'")
+            raise invalid_field(field, value, f"{value!r} does not match '^[0-9]+$'")
         value = int(value)
     if value < 1:
-        raise _invalid_field(field, value, f"{value} is less than the minimum of 1")
+        raise invalid_field(field, value, f"{value} is less than the minimum of 1")
     if value > 2**31 - 1:
-        raise _invalid_field(field, value, f"{value} is greater than the maximum of "
-                                            f"{2**31 - 1}")
+        raise invalid_field(field, value, f"{value} is greater than the maximum of "
+                                           f"{2**31 - 1}")
     return value
 
 
-#: Cinder's parameter_types.extra_specs: the keys metadata may have.
-_METADATA_KEY_PATTERN = "^[a-zA-Z0-9-_:. /]{1,255}$"
-
-
-def _metadata(value, allow_null=False, field="metadata"):
-    """Validate as Cinder's extra_specs schema does: values first (in the
-    body's order), then every key its pattern refuses, sorted."""
-    if value is None and allow_null:
-        return None
-    if not isinstance(value, dict):
-        types = "'object', 'null'" if allow_null else "'object'"
-        raise _invalid_field(field, value, f"{value!r} is not of type {types}")
-    refused = []
-    for key, item in value.items():
-        if not re.search(_METADATA_KEY_PATTERN, key):
-            refused.append(key)
-        elif not isinstance(item, str):
-            raise _invalid_field(key, item, f"{item!r} is not of type 'string'")
-        elif len(item) > 255:
-            raise _invalid_field(key, item, f"{item!r} is too long")
-    if refused:
-        verb = "does" if len(refused) == 1 else "do"
-        joined = ", ".join(repr(k) for k in sorted(refused))
-        raise _invalid_field(field, value, f"{joined} {verb} not match any of the regexes: "
-                                           f"{_METADATA_KEY_PATTERN!r}")
-    return value
-
-
-def _parse_metadata_filter(text):
-    """Cinder takes ``metadata={'k': 'v'}`` (a Python/JSON dict literal).
-
-    Anything else (e.g. ``metadata=k``, which is what requests makes of a dict
-    passed as a query parameter) is no error in Cinder: its database layer
-    just matches no volume. None here means exactly that.
-    """
-    for parse in (json.loads, ast.literal_eval):
-        try:
-            value = parse(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
-            continue
-        if isinstance(value, dict):
-            return {str(k): v for k, v in value.items()}
-    return None
-
-
-# Cinder's default resource_filters.json for volumes, plus the paging and
-# sorting parameters that are not filters at all.
+# Cinder's default resource_filters.json for volumes.
 _VOLUME_FILTERS = frozenset((
     "name", "status", "metadata", "bootable", "migration_status", "availability_zone",
     "group_id", "size", "created_at", "updated_at",
 ))
-_LIST_PARAMETERS = frozenset(("limit", "marker", "offset", "sort", "sort_key", "sort_dir",
-                              "with_count", "all_tenants"))
-
-
-def _check_filter_keys(req):
-    """From 3.34 Cinder refuses filters it does not know (``name~`` included)."""
-    invalid = [k for k in req.query if k not in _VOLUME_FILTERS | _LIST_PARAMETERS]
-    if invalid:
-        raise Invalid(f"Invalid filters {','.join(invalid)} are found in query options.")
 
 
 def _filter_volumes(volumes, req):
@@ -762,7 +715,7 @@ def _filter_volumes(volumes, req):
     size = req.param("size")
     bootable = req.param("bootable")
     metadata = req.param("metadata")
-    meta_filter = _parse_metadata_filter(metadata) if metadata else {}
+    meta_filter = parse_metadata_filter(metadata) if metadata else {}
     if meta_filter is None:
         return []
     result = []
@@ -784,56 +737,3 @@ def _filter_volumes(volumes, req):
             continue
         result.append(v)
     return result
-
-
-def _sort(volumes, req):
-    """Cinder's default order is newest first; ``sort=key:dir,...`` overrides it."""
-    keys = []
-    if req.param("sort"):
-        for item in req.param("sort").split(","):
-            key, _, direction = item.strip().partition(":")
-            keys.append((key, direction or "desc"))
-    elif req.param("sort_key"):
-        keys.append((req.param("sort_key"), req.param("sort_dir") or "desc"))
-    keys = keys or [("created_at", "desc")]
-    for key, direction in keys:
-        if key not in _SORT_KEYS:
-            raise Invalid(f"Invalid input received: Invalid sort key {key}")
-        if direction not in ("asc", "desc"):
-            raise Invalid(f"Invalid input received: Invalid sort direction {direction}")
-    # Stable sorts applied last key first give a multi-key order; id breaks ties.
-    result = sorted(volumes, key=lambda v: v["id"], reverse=keys[0][1] == "desc")
-    for key, direction in reversed(keys):
-        result.sort(key=lambda v, k=key: (v[k] is None, v[k] if v[k] is not None else ""),
-                    reverse=direction == "desc")
-    return result
-
-
-def _paginate(items, req, kind):
-    """One page after ``marker`` of at most ``limit`` items, and the next marker."""
-    limit_text = req.param("limit")
-    if limit_text is None:
-        limit = MAX_LIMIT
-    else:
-        try:
-            limit = int(limit_text)
-        except ValueError:
-            raise Invalid("limit param must be an integer") from None
-        if limit < 0:
-            raise Invalid("limit param must be positive")
-        limit = min(limit, MAX_LIMIT)
-    marker = req.param("marker")
-    if marker is not None:
-        ids = [i["id"] for i in items]
-        if marker not in ids:
-            raise NotFound(f"Marker {marker} could not be found.")
-        items = items[ids.index(marker) + 1:]
-    offset_text = req.param("offset")
-    if offset_text:
-        try:
-            items = items[int(offset_text):]
-        except ValueError:
-            raise Invalid("offset param must be an integer") from None
-    page = items[:limit]
-    more = len(page) == limit and limit > 0 and (len(items) > limit or limit_text is not None)
-    return page, (page[-1]["id"] if more else None)

@@ -18,7 +18,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from storage_core.devcloud.backend import VolumeService
+from storage_core.devcloud.backups import BackupService
 from storage_core.devcloud.cinder import BlockStorage
+from storage_core.devcloud.cinder_backups import BackupsAPI
+from storage_core.devcloud.cinder_snapshots import SnapshotsAPI
 from storage_core.devcloud.compute import ComputeService
 from storage_core.devcloud.control import Control
 from storage_core.devcloud.faults import FaultInjector
@@ -41,6 +44,7 @@ from storage_core.devcloud.manila import SharedFileSystem
 from storage_core.devcloud.metadata import MetadataService
 from storage_core.devcloud.nova import Compute
 from storage_core.devcloud.shares import ShareBackends, ShareService
+from storage_core.devcloud.snapshots import SnapshotService
 from storage_core.devcloud.store import Store
 from storage_core.devcloud.tasks import Scheduler
 from storage_core.devcloud.web import (GLOBAL_REQUEST_ID_HEADER, Request, RequestLog, ResetConnection, Response,
@@ -51,6 +55,8 @@ LOG = logging.getLogger(__name__)
 DB_NAME = "devcloud.sqlite"
 LOCK_NAME = "devcloud.lock"
 VOLUMES_DIR = "volumes"
+SNAPSHOTS_DIR = "snapshots"
+BACKUPS_DIR = "backups"
 
 
 class DevCloud:
@@ -109,6 +115,7 @@ class DevCloud:
         self._lock_fd = None
         self._store = None
         self._scheduler = None
+        self._copier = None
         self._compute = None
 
     # -- addresses and credentials -----------------------------------------
@@ -226,6 +233,9 @@ class DevCloud:
         self._server = _Server((self.host, self.port), self)
         self.port = self._server.server_address[1]
         self._scheduler = Scheduler()
+        # Data copies (snapshots, backups, volumes made of them) on a thread
+        # of their own: a long copy holds up no other transition.
+        self._copier = Scheduler(name="devcloud-copies")
         self._identity = Identity(self._store, lambda: self.url, self.faults)
         self._backend = VolumeService(
             self._store,
@@ -233,6 +243,15 @@ class DevCloud:
             LoopDevices(self._executor),
             self._scheduler,
             lambda: self.latency,
+            copier=self._copier,
+        )
+        self._snapshots = SnapshotService(
+            self._store, os.path.join(self.state_dir, SNAPSHOTS_DIR), self._backend,
+            self._scheduler, lambda: self.latency, copier=self._copier,
+        )
+        self._backups = BackupService(
+            self._store, os.path.join(self.state_dir, BACKUPS_DIR), self._backend,
+            self._snapshots, self._scheduler, lambda: self.latency, copier=self._copier,
         )
         self._compute = ComputeService(
             self._store,
@@ -256,7 +275,9 @@ class DevCloud:
         self._apps = (
             ("/identity", self._identity.handle),
             ("/volume", BlockStorage(self._backend, self._identity, self.faults,
-                                     lambda: self.url).handle),
+                                     lambda: self.url,
+                                     extensions=(SnapshotsAPI(self._snapshots, self._backend),
+                                                 BackupsAPI(self._backups))).handle),
             ("/compute", Compute(self._compute, self._identity, self.faults,
                                  lambda: self.url).handle),
             ("/share", SharedFileSystem(self._shares, self._identity, self.faults,
@@ -265,6 +286,8 @@ class DevCloud:
             ("/devcloud", Control(self).handle),
         )
         self._backend.recover()
+        self._snapshots.recover()
+        self._backups.recover()
         self._compute.recover(self._hypervisor_options.server_name)
         self._shares.recover()
         self._thread = threading.Thread(
@@ -298,6 +321,9 @@ class DevCloud:
         if self._scheduler is not None:
             self._scheduler.stop()
             self._scheduler = None
+        if self._copier is not None:
+            self._copier.stop()
+            self._copier = None
         if self._store is not None:
             self._store.close()
             self._store = None

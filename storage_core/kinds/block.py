@@ -5,15 +5,20 @@ import dataclasses
 import logging
 
 from storage_core.crashpoints import crash_point
-from storage_core.errors import Conflict, FilesystemError, NotFound
+from storage_core.errors import Conflict, FilesystemError, InvalidInput, NotFound, StorageError
 from storage_core.kinds import check_new_size, refuse_differences, refuse_other_adoption
 from storage_core.models import (
     ADOPTED_FROM_KEY,
     FSTYPE_KEY,
+    LEASE_KEY,
+    MULTIATTACH_KEY,
     OWNER_KEY,
     OWNER_VALUE,
     POOL_KEY,
+    PREEMPT_KEY,
+    SOURCE_KEY,
     CloudVolume,
+    SourceRef,
     VolumeSpec,
     holder_of,
 )
@@ -30,6 +35,8 @@ _GOING = ("deleting", "error", "error_deleting")
 # How long a Remove waits for a volume another host is deleting (Docker allows 60 s).
 _GONE_TIMEOUT = 55.0
 GIB = 1024**3
+# Why a multiattach volume not marked "shared" is mounted on one host at a time.
+_EXCLUSIVE_WHY = "ext4 and xfs are no cluster file systems; create it with -o multiattach=shared to share it"
 # Cinder statuses in which an existing volume can be adopted (`volume_id`): nobody
 # else may be using it, or its file system could be mounted twice.
 _ADOPTABLE = ("available",)
@@ -45,8 +52,14 @@ class CinderVolumes:
     name = "cinder"
     noun = "volume"
 
-    def __init__(self, backend, attacher, filesystems, limits, claims=None):
+    def __init__(self, backend, attacher, filesystems, limits, claims=None, sources=None, leases=None):
         self._backend = backend
+        # This host's leases on the volumes it mounted, and who may take one over
+        # (storage_core.leases); None: no leases are kept, nothing is preempted.
+        self._leases = leases
+        # Where a volume made from a snapshot, backup or volume gets its data
+        # (storage_core.sources); None: only blank volumes are made.
+        self._sources = sources
         self._attacher = attacher
         self._fs = filesystems
         self._limits = limits
@@ -65,6 +78,11 @@ class CinderVolumes:
 
     # -- cloud records ----------------------------------------------------
 
+    def _resolver(self):
+        if self._sources is None:
+            raise InvalidInput("this fuxi makes only blank volumes (no snapshot or backup support configured)")
+        return self._sources
+
     def find(self, name):
         return self._backend.find(name)
 
@@ -81,12 +99,39 @@ class CinderVolumes:
         that existing volume, adopted."""
         if spec.adopt_volume_id:
             return self.adopt(spec.adopt_volume_id, spec.name)
-        if self._claims is not None:
+        if spec.source is not None:
+            # A copy: never a pool volume (those are blank).
+            spec = self._resolver().resolve(spec)
+        elif self._claims is not None and spec.multiattach is None and not spec.preempt:
             claimed = self._claims.claim(spec, mountpoint, journal)
             if claimed is not None:
                 return claimed
         with step("create", spec.name):
-            return self._backend.create(spec)
+            vol = self._backend.create(spec)
+        self._check_sharing_choice(vol, spec)
+        return vol
+
+    def _check_sharing_choice(self, vol: CloudVolume, spec: VolumeSpec) -> None:
+        """A volume of a multiattach type must say how hosts share it (its file
+        system is no cluster file system); another must not. Cinder decides from
+        the type, so the new volume says which it is; a refused one, still
+        blank, is deleted at once."""
+        if vol.multiattach == bool(spec.multiattach):
+            return
+        type_name = vol.volume_type or "the default"
+        if vol.multiattach:
+            fstype = vol.fstype or "its file system"
+            message = (
+                f"volume type {type_name!r} is multiattach: several hosts may attach its volumes at once, but "
+                f"{fstype} is no cluster file system, and two hosts mounting it at once corrupt it. Say how "
+                "hosts share it: -o multiattach=exclusive (fuxi mounts it on one host at a time) or "
+                "-o multiattach=shared (on several at once: only for readers, or writers you coordinate)"
+            )
+        else:
+            message = (f"option multiattach is for volumes of a multiattach volume type; type {type_name!r} is "
+                       "not one (drop the option, or pick a type whose extra spec multiattach is \"<is> True\")")
+        self._backend.delete(vol)
+        raise InvalidInput(message)
 
     def adopt(self, volume_id, name) -> CloudVolume:
         """Make an existing, available volume fuxi's under `name`: renamed and
@@ -171,10 +216,22 @@ class CinderVolumes:
             refuse_other_adoption(self.noun, spec.name, existing.id, spec.adopt_volume_id)
             return existing
         differences = []
-        if existing.size_gb != spec.size_gb:
+        if spec.source is not None:
+            if not self._resolver().same_source(existing, spec.source):
+                recorded = SourceRef.recorded_in(existing.metadata)
+                differences.append(f"{'data from ' + str(recorded) if recorded else 'no source'} "
+                                   f"(asked from {spec.source})")
+            if spec.size_gb and existing.size_gb != spec.size_gb:
+                differences.append(f"size {existing.size_gb} GiB (asked {spec.size_gb})")
+        elif existing.size_gb != spec.size_gb:
             differences.append(f"size {existing.size_gb} GiB (asked {spec.size_gb})")
-        if (existing.fstype or self._limits.default_fstype) != spec.fstype:
+        if spec.source is None and (existing.fstype or self._limits.default_fstype) != spec.fstype:
             differences.append(f"fstype {existing.fstype} (asked {spec.fstype})")
+        if spec.preempt and existing.metadata.get(PREEMPT_KEY) != "true":
+            differences.append("preempt not set (asked true)")
+        if spec.multiattach and existing.metadata.get(MULTIATTACH_KEY) != spec.multiattach:
+            differences.append(f"multiattach {existing.metadata.get(MULTIATTACH_KEY) or 'not set'} "
+                               f"(asked {spec.multiattach})")
         if spec.volume_type and existing.volume_type != spec.volume_type:
             differences.append(f"type {existing.volume_type} (asked {spec.volume_type})")
         if spec.availability_zone and existing.availability_zone != spec.availability_zone:
@@ -211,16 +268,76 @@ class CinderVolumes:
     # -- this host ----------------------------------------------------------
 
     def check_mountable(self, vol: CloudVolume) -> None:
-        # A multiattach volume in use elsewhere can be attached here as well.
-        if vol.status in _ATTACHABLE or (vol.multiattach and vol.status == "in-use"):
+        """Conflict when `vol` may not be put on this host now. A volume held by a
+        host whose lease ran out is taken over first, where preemption is allowed."""
+        # A multiattach volume shared on purpose may be attached here as well.
+        if vol.status in _ATTACHABLE or (vol.shared_between_hosts and vol.status == "in-use"):
             return
         held_by = where(vol)
+        if vol.status == "in-use" and self._leases is not None and self._leases.may_preempt(vol):
+            self._preempt(vol, held_by)
+            return
+        if vol.multiattach and vol.status == "in-use":
+            raise Conflict(
+                f"volume {vol.name!r} is attached to {held_by or 'another host'}; it is multiattach, but fuxi "
+                f"mounts it on one host at a time ({_EXCLUSIVE_WHY}): unmount it there first"
+            )
         raise Conflict(
             f"volume {vol.name!r} is {vol.status}"
             + (f" (attached to {held_by})" if held_by else "")
             + "; it can be mounted only when available"
-            + (" or in-use" if vol.multiattach else "")
+            + (" or in-use" if vol.shared_between_hosts else "")
         )
+
+    def _preempt(self, vol: CloudVolume, held_by) -> None:
+        """Take `vol` over from the host holding it, whose lease ran out (a dead or
+        cut-off host): its attachments are deleted in Cinder, which also ends the
+        backend's export to it, so it cannot write should it come back."""
+        lease = self._leases.run_out(vol, held_by)
+        if any(a.server_id for a in vol.attachments):
+            raise Conflict(
+                f"volume {vol.name!r} is attached to Nova server(s) {held_by}; fuxi takes over only volumes a "
+                "host attached itself: detach it with `openstack server remove volume`"
+            )
+        LOG.warning("PREEMPTING volume %s (%s): %s held it and its lease ran out at %s; deleting its "
+                    "attachment(s) %s", vol.name, vol.id, lease.holder, lease.expires,
+                    ", ".join(a.attachment_id for a in vol.attachments))
+        for attachment in vol.attachments:
+            self._backend.delete_attachment(attachment.attachment_id)
+        self._backend.wait_for_status(vol.id, "available", _GONE_TIMEOUT)
+
+    def renew_leases(self, held) -> None:
+        """Renew this host's lease on each volume it has mounted that another host
+        may take over (`held`: (HostVolume, the catalog's record or None) pairs).
+        Shared multiattach volumes have no single holder to take over from."""
+        for hv, vol in held:
+            if hv.backend == self.name and hv.phase == Phase.MOUNTED and vol is not None and self._leased(vol):
+                try:
+                    self._backend.update_metadata(hv.volume_id, {LEASE_KEY: self._leases.fresh()}, ())
+                except StorageError as exc:
+                    LOG.warning("volume %s: renewing this host's lease failed: %s", hv.name, exc)
+
+    def _leased(self, vol: CloudVolume) -> bool:
+        """Only a volume another host may take over carries a lease: one cloud write
+        per mount and per renewal that no other volume pays."""
+        return self._leases is not None and self._leases.may_preempt(vol) and not vol.shared_between_hosts
+
+    def _take_lease(self, vol: CloudVolume) -> None:
+        if self._leased(vol):
+            self._backend.update_metadata(vol.id, {LEASE_KEY: self._leases.fresh()}, ())
+
+    def _refuse_racing_host(self, vol: CloudVolume, name) -> None:
+        """A multiattach volume mounted one host at a time, attached here: if
+        another host attached it at the same time (both saw it available), this
+        host gives way before anything is mounted. Of two racing hosts, the one
+        that lists the attachments last sees both and gives way; when both do,
+        neither mounts and Docker's next try settles it."""
+        live = [a for a in self._backend.attachment_summaries(volume_id=vol.id) if a["status"] != "detached"]
+        if len(live) > 1:
+            raise Conflict(
+                f"volume {name!r}: another host attached it at the same moment; it is multiattach, but fuxi "
+                f"mounts it on one host at a time ({_EXCLUSIVE_WHY}): this host let go; try again"
+            )
 
     def put_on_host(self, vol: CloudVolume, name, mountpoint, journal) -> HostVolume:
         # The intent first: a crash before the cloud's answer is journaled leaves
@@ -246,7 +363,9 @@ class CinderVolumes:
         )
         journal(hv)
         crash_point("mount.attached")
-        if vol.adopted:
+        if vol.multiattach and not vol.shared_between_hosts:
+            self._refuse_racing_host(vol, name)
+        if vol.adopted or vol.from_source:
             fstype = self._detect_filesystem(vol, name, attachment.device_path)
         else:
             with step("mkfs", name):
@@ -261,23 +380,29 @@ class CinderVolumes:
         with step("mount", name):
             self._fs.mount(attachment.device_path, mountpoint, fstype)
         crash_point("mount.mounted")
+        self._take_lease(vol)
         if behind:
             with step("growfs", name):
                 self._fs.grow(attachment.device_path, mountpoint)
         return dataclasses.replace(hv, phase=Phase.MOUNTED)
 
     def _detect_filesystem(self, vol: CloudVolume, name, device) -> str:
-        """The file system of an adopted volume, as blkid finds it; recorded in its
-        metadata. Never formatted: a device without a signature blkid knows may
-        still hold someone's data (a raw database file, an encrypted disk)."""
+        """The file system of an adopted volume, or of one made from a snapshot, a
+        backup or another volume, as blkid finds it; recorded in its metadata.
+        Never formatted: a device without a signature blkid knows may still
+        hold someone's data (a raw database file, an encrypted disk)."""
         signatures = self._fs.probe(device)
         found = signatures.get("TYPE")
         if not found:
+            source = SourceRef.recorded_in(vol.metadata)
+            how = f"was made from {source}" if source else "was adopted"
             raise FilesystemError(
-                f"volume {name!r} ({vol.id}) was adopted, and fuxi never formats an adopted volume, but it "
+                f"volume {name!r} ({vol.id}) {how}, and fuxi never formats such a volume, but it "
                 + (f"holds no file system ({', '.join(sorted(signatures))} found)" if signatures
                    else "holds no file system blkid knows")
-                + "; give it back with `docker volume rm` and format it yourself, or create a new volume"
+                + ("; its source held none either (a volume never mounted is blank): remove it with "
+                   "`docker volume rm`" if source else
+                   "; give it back with `docker volume rm` and format it yourself, or create a new volume")
             )
         if found not in self._limits.allowed_fstypes:
             raise FilesystemError(
@@ -293,6 +418,8 @@ class CinderVolumes:
             self._fs.unmount(hv.mountpoint)
             crash_point("unmount.unmounted")
         if hv.host_attachment is not None:
+            # Its lease stays in the metadata and runs out: only an in-use volume
+            # is ever taken over, and the next holder writes its own.
             self._attacher.detach(hv.host_attachment)
         else:
             # Only the intent was journaled: the cloud may still have made the attachment.
@@ -361,12 +488,15 @@ class CinderVolumes:
             "volume_id": vol.id,
             "size_gb": vol.size_gb,
             # An adopted volume's file system is known from its first mount on.
-            "fstype": vol.fstype or (None if vol.adopted else self._limits.default_fstype),
+            "fstype": vol.fstype or (None if vol.adopted or vol.from_source else self._limits.default_fstype),
             "cloud_status": vol.status,
             "attach_mode": self._attacher.mode,
             "volume_type": vol.volume_type,
             "availability_zone": vol.availability_zone,
             "adopted": vol.adopted,
+            **({"multiattach": vol.metadata.get(MULTIATTACH_KEY, "exclusive")} if vol.multiattach else {}),
+            **({"preempt": True} if vol.metadata.get(PREEMPT_KEY) == "true" else {}),
+            **({"source": vol.metadata[SOURCE_KEY]} if vol.from_source else {}),
         }
 
 

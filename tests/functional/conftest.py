@@ -68,3 +68,23 @@ def plugin_factory(tmp_path, cloud):
 @pytest.fixture
 def plugin(plugin_factory):
     return plugin_factory().start()
+
+
+def pytest_collection_modifyitems(config, items):
+    """A module may run a parameter's cases on some cloud kinds only:
+    ONLY_ON_CLOUD_KINDS = {param name: {value: cloud kinds}}. The other
+    combinations are deselected (reported as such), not skipped: they are
+    not tests that could not run, but cases that add nothing on that cloud."""
+    kept, dropped = [], []
+    for item in items:
+        narrowing = getattr(item.module, "ONLY_ON_CLOUD_KINDS", None)
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if narrowing and "cloud_kind" in params and any(
+                params.get(name) in kinds_of and params["cloud_kind"] not in kinds_of[params[name]]
+                for name, kinds_of in narrowing.items()):
+            dropped.append(item)
+        else:
+            kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept

@@ -104,7 +104,7 @@ def test_import_refusals(cloud, plugin):
     # A blank volume is adopted, but never formatted: its Mount is refused and undone.
     ok(plugin.call("VolumeDriver.Create", {"Name": "x", "Opts": {"volume_id": blank.id}}))
     message = err(plugin.call("VolumeDriver.Mount", {"Name": "x", "ID": "c1"}), 500)
-    assert "never formats an adopted volume" in message and "holds no file system" in message
+    assert "was adopted, and fuxi never formats such a volume" in message and "holds no file system" in message
     assert "formatting blank device" not in plugin.log(None)
     assert volume(cloud, blank.id).status == "available" and cloud.attachments_of(blank.id) == []
     ok(plugin.call("VolumeDriver.Remove", {"Name": "x"}))

@@ -37,9 +37,11 @@ def parts():
     return SimpleNamespace(cinder=cinder, nova=nova, devices=devices, clock=clock, attacher=attacher)
 
 
-def _attached_elsewhere(cinder, multiattach, name="shared"):
+def _attached_elsewhere(cinder, multiattach, name="shared", sharing=None):
     vol = cinder.add_volume(name, status="in-use", multiattach=multiattach)
-    vol = type(vol)(**{**vol.__dict__, "attachments": (CloudAttachment("att-other", "otherhost", OTHER),)})
+    metadata = {**vol.metadata, **({"fuxi_multiattach": sharing} if sharing else {})}
+    vol = type(vol)(**{**vol.__dict__, "metadata": metadata,
+                       "attachments": (CloudAttachment("att-other", "otherhost", OTHER),)})
     cinder.volumes[vol.id] = vol
     return vol
 
@@ -185,13 +187,16 @@ def test_disk_found_by_serial_although_nova_names_another(tmp_path, parts):
 
 
 def test_service_mounts_a_multiattach_volume_in_use_elsewhere(tmp_path, parts):
-    vol = _attached_elsewhere(parts.cinder, multiattach=True)
+    vol = _attached_elsewhere(parts.cinder, multiattach=True, sharing="shared")
     _attached_elsewhere(parts.cinder, multiattach=False, name="single")
+    _attached_elsewhere(parts.cinder, multiattach=True, name="exclusive")  # untagged: one host at a time
     parts.devices.devices[vol.id] = "/dev/vdc"
     service = fake_volume_service(str(tmp_path), cinder=parts.cinder, attacher=parts.attacher).service
     assert service.mount("shared", "c1").endswith("shared")
     with pytest.raises(Conflict, match="only when available"):
         service.mount("single", "c1")
+    with pytest.raises(Conflict, match="attached to otherhost; it is multiattach, but fuxi mounts it on one host"):
+        service.mount("exclusive", "c1")
     service.unmount("shared", "c1")
     assert [a.server_id for a in parts.cinder.volumes[vol.id].attachments] == [OTHER]
 

@@ -59,7 +59,7 @@ def test_adopted_volume_is_renamed_tagged_mounted_without_mkfs_and_given_back_on
 def test_adopted_volume_without_a_file_system_is_never_formatted(fakes):
     old = theirs(fakes, fstype=None)
     fakes.service.create("raw", {"volume_id": old.id})
-    with pytest.raises(FilesystemError, match=r"never formats an adopted volume.*holds no file system"):
+    with pytest.raises(FilesystemError, match=r"was adopted, and fuxi never formats such a volume.*holds no file system"):
         fakes.service.mount("raw", "c1")
     assert fakes.filesystems.mkfs_calls == [] and fakes.filesystems.mounted == {}
     assert fakes.cinder.volumes[old.id].status == "available"  # the attach was undone
