@@ -310,8 +310,6 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _copy_commands(sub, command) -> None:
-    crash_help = ("accept a crash-consistent copy of a volume another host uses (fuxi can freeze only the "
-                  "file systems mounted on this host)")
     snapshot = sub.add_parser("snapshot", help="Cinder snapshots of fuxi's volumes").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     _copy_create(command, snapshot, "snapshot", "snapshot a volume; mounted here, its file system is frozen "

@@ -190,11 +190,15 @@ class VolumeCopies:
                 )
             with step("restore", name):
                 self._backups.restore(backup, vol.id)
-                self._backups.wait_restored(backup, self._backend.get, vol.id, self.backup_timeout)
-            # The data, and so its file system, is the backup's now.
+                restored = self._backups.wait_restored(backup, self._backend.get, vol.id, self.backup_timeout)
+            # The data, and so its file system, is the backup's now; the rest of the
+            # metadata stays the volume's own (Cinder merged the backed-up volume's in).
             fstype = backup.metadata.get(FSTYPE_KEY)
-            tags = {SOURCE_KEY: SourceRef("backup", backup.id).record(), **({FSTYPE_KEY: fstype} if fstype else {})}
-            self._backend.update_metadata(vol.id, tags, () if fstype else (FSTYPE_KEY,))
+            metadata = {k: v for k, v in vol.metadata.items() if k != FSTYPE_KEY}
+            metadata[SOURCE_KEY] = SourceRef("backup", backup.id).record()
+            if fstype:
+                metadata[FSTYPE_KEY] = fstype
+            self._backend.keep_only_metadata(restored, metadata)
             LOG.info("restored backup %s (%s) into volume %s (%s)", backup.name, backup.id, name, vol.id)
             return Restored(name, vol.id, backup.id, created=False)
 

@@ -36,6 +36,11 @@ class CloudError(StorageError):
     """The cloud refused or failed a call."""
 
 
+class AttachUnanswered(CloudError):
+    """A request for an attachment got no answer: the cloud may still make the
+    attachment, later. The next call on the volume looks for it."""
+
+
 class Timeout(StorageError):
     """A bounded wait ran out before the cloud or host reached the wanted state."""
 

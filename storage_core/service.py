@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from storage_core.crashpoints import crash_point
-from storage_core.errors import AttachRefused, Conflict, InvalidInput, NotFound, NotOwned, StorageError
+from storage_core.errors import AttachRefused, AttachUnanswered, Conflict, InvalidInput, NotFound, NotOwned, StorageError
 from storage_core.models import ADOPTED_FROM_KEY, OWNER_KEY, OWNER_VALUE, VolumeInfo, holder_of
 from storage_core.locks import volume_lock
 from storage_core.names import validate_volume_name
@@ -413,10 +413,15 @@ class VolumeService:
             # Leave nothing half-done behind; if even that fails, the journal
             # keeps the record for the next mount or remove to finish.
             partial = self._state.host_volume(name)
-            if isinstance(exc, AttachRefused) and partial is not None and partial.host_attachment is None:
-                # Only the intent was journaled, and the cloud said no: no attachment is
-                # ours. (A search for one would find a host attaching it at the same time.)
+            intent_only = partial is not None and partial.host_attachment is None
+            if intent_only and isinstance(exc, AttachRefused):
+                # The cloud said no: no attachment is ours. (A search for one would
+                # find another host's, being made at the same time.)
                 self._state.forget_host_volume(name)
+            elif intent_only and isinstance(exc, AttachUnanswered):
+                # The cloud may make the asked-for attachment later: the intent stays,
+                # and the next Mount, Remove or start looks for it and lets it go.
+                pass
             elif partial is not None:
                 try:
                     self._teardown(partial)

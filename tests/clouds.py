@@ -72,14 +72,26 @@ class Cloud:
         return [(r.access_type, r.access_to) for r in self.sdk.shared_file_system.access_rules(share_id)]
 
     def empty_project(self, timeout=60) -> list[str]:
-        """Delete every share, attachment and volume of the project; return what was left over."""
+        """Delete every share, backup, snapshot, attachment and volume of the
+        project; return what was left over.
+
+        Backups and snapshots go first: a volume that has snapshots cannot be
+        deleted, nor one that is being backed up or restored into. Each waits
+        for what is in flight (a backup being created or restored, a snapshot
+        being created) to settle before it is deleted."""
         leftovers = self._empty_shares(timeout) if self.has_manila() else []
         bs = self.sdk.block_storage
+        deadline = time.monotonic() + timeout
+        leftovers += self._delete_all(
+            "backups", lambda: bs.backups(details=True),
+            lambda b: bs.delete_backup(b.id, ignore_missing=True), deadline)
+        leftovers += self._delete_all(
+            "snapshots", lambda: bs.snapshots(details=True),
+            lambda s: bs.delete_snapshot(s.id, ignore_missing=True), deadline)
         for vol in list(bs.volumes(details=True)):
             leftovers.append(vol.name or vol.id)
             for att in bs.attachments(volume_id=vol.id):
                 bs.delete_attachment(att.id, ignore_missing=True)
-        deadline = time.monotonic() + timeout
         pending = {v.id for v in bs.volumes(details=True)}
         while pending and time.monotonic() < deadline:
             for vol in list(bs.volumes(details=True)):
@@ -90,6 +102,30 @@ class Cloud:
         if pending:
             raise AssertionError(f"could not empty the project of {self.kind}: {pending} remain")
         return leftovers
+
+    def _delete_all(self, what, listing, delete, deadline) -> list[str]:
+        """Delete each listed resource once it is `available` or `error`
+        (Cinder refuses to delete a backup or snapshot in any other status),
+        until none is left."""
+        leftovers = [r.name or r.id for r in listing()]
+        requested = set()
+        while True:
+            current = list(listing())
+            if not current:
+                return leftovers
+            for res in current:
+                if res.status in ("available", "error") and res.id not in requested:
+                    try:
+                        delete(res)
+                    except openstack.exceptions.BadRequestException:
+                        continue  # its status moved on since the listing: next round
+                    requested.add(res.id)
+                elif res.status == "error_deleting":
+                    raise AssertionError(f"{self.kind}: could not delete {what[:-1]} {res.id} (error_deleting)")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not delete the {what} of {self.kind}: "
+                                     f"{[(r.id, r.status) for r in current]} remain")
+            time.sleep(0.3)
 
     def _empty_shares(self, timeout) -> list[str]:
         sfs = self.sdk.shared_file_system

@@ -16,7 +16,8 @@ share_backends=None) -> dict, stop(dir), status(dir) -> dict.
 Layout of D (everything lives there):
     venv-keystone/ venv-cinder/ venv-manila/ install.json   what `install` made
     keystone/ cinder/ manila/ rabbitmq/ mariadb/            configuration and databases
-    volumes/                                   one sparse file per volume
+    volumes/                                   one sparse file per volume or snapshot
+    backups/                                   cinder-backup's POSIX repository
     logs/                                      one log per service
     run/pids.json run/ports.json               process groups and ports
     clouds.yaml ready.json                     what tests read
@@ -70,9 +71,9 @@ SHARE_BACKEND_GROUPS = {
     'CEPHFS': ('cephfs_mon', 'cephfs_mount'),
 }
 # Stop order; start order is roughly the reverse, with the schedulers late.
-SERVICES = ('cinder-scheduler', 'cinder-volume', 'cinder-api',
-            'manila-share', 'manila-scheduler', 'manila-api', 'keystone',
-            'rabbitmq', 'mariadb', 'epmd')
+SERVICES = ('cinder-scheduler', 'cinder-backup', 'cinder-volume',
+            'cinder-api', 'manila-share', 'manila-scheduler', 'manila-api',
+            'keystone', 'rabbitmq', 'mariadb', 'epmd')
 CLOUD_NAMES = ('realcloud', 'realcloud-appcred', 'realcloud-trust',
                'realcloud-other', 'realcloud-admin')
 
@@ -82,6 +83,7 @@ WAIT_KEYSTONE = 90
 WAIT_CINDER_API = 90
 WAIT_CINDER_VOLUME = 90
 WAIT_SCHEDULER = 90
+WAIT_CINDER_BACKUP = 90
 WAIT_MARIADB = 30
 WAIT_MANILA_API = 90
 WAIT_MANILA_POOL = 90
@@ -121,6 +123,7 @@ class _Paths:
         self.rabbit = j('rabbitmq')
         self.mariadb = j('mariadb')
         self.volumes = j('volumes')
+        self.backups = j('backups')
         self.logs = j('logs')
         self.run = j('run')
         self.pids = j('run', 'pids.json')
@@ -592,7 +595,8 @@ def _running_services(paths):
 def _fresh_state(paths):
     _release_loops(paths.root)
     state_dirs = (paths.keystone, paths.cinder, paths.manila, paths.rabbit,
-                  paths.mariadb, paths.volumes, paths.logs, paths.run)
+                  paths.mariadb, paths.volumes, paths.backups, paths.logs,
+                  paths.run)
     for d in state_dirs:
         if os.path.exists(d):
             shutil.rmtree(d)
@@ -697,6 +701,9 @@ def _keystone_conf(paths, ports, token_expiration):
 
 
 def _cinder_conf(paths, ports, pw, keystone_url):
+    privsep_helper = '%s --config-file %s' % (
+        paths.bin('cinder', 'privsep-helper'),
+        os.path.join(paths.cinder, 'cinder.conf'))
     return _ini({
         'DEFAULT': {
             'debug': 'false',
@@ -723,10 +730,27 @@ def _cinder_conf(paths, ports, pw, keystone_url):
             'quota_volumes': '1000',
             'quota_gigabytes': '100000',
             'quota_snapshots': '1000',
+            'quota_backups': '1000',
+            'quota_backup_gigabytes': '100000',
             'enabled_backends': BACKEND,
             'default_volume_type': BACKEND,
             'report_interval': '5',
             'rpc_response_timeout': '60',
+            # cinder-backup: the POSIX driver writes each backup as files
+            # under D/backups.  It reads the volume in chunks of
+            # backup_file_size (default ~2 GB, held in memory at once):
+            # 64 MiB.  zstd: a chunk of zeros (most of a sparse volume)
+            # compresses ~6x faster than with zlib, the default.
+            'backup_driver': 'cinder.backup.drivers.posix.PosixBackupDriver',
+            'backup_posix_path': paths.backups,
+            'backup_file_size': str(64 * 2 ** 20),
+            'backup_compression_algorithm': 'zstd',
+            # The scheduler picks the backup service on the volume's host
+            # from the services table (it is `realcloud`, as the volume's),
+            # instead of from the capabilities cinder-backup publishes
+            # (at its start, then every minute or more): no race between the
+            # scheduler's start and cinder-backup's.
+            'backup_use_same_host': 'true',
         },
         # timeout: wait up to 30 s for another process's write lock
         # instead of sqlite3's 5 s.
@@ -747,6 +771,15 @@ def _cinder_conf(paths, ports, pw, keystone_url):
             'project_name': 'service',
             'project_domain_name': 'Default',
         },
+        # os-brick (cinder-backup asks it for the host's connector
+        # properties before each backup and restore: it reads the iSCSI
+        # initiator name as root) and Cinder run privileged calls in a
+        # privsep daemon, started by default through `sudo cinder-rootwrap
+        # /etc/cinder/rootwrap.conf privsep-helper`: neither the file nor
+        # the command (it is in the venv) is there.  Everything runs as
+        # root here, so the venv's privsep-helper is started directly.
+        'privsep_osbrick': {'helper_command': privsep_helper},
+        'cinder_sys_admin': {'helper_command': privsep_helper},
         BACKEND: {
             'volume_driver': DRIVER_MODULE + '.LoopFileDriver',
             'volume_backend_name': BACKEND,
@@ -1230,6 +1263,13 @@ def _start(paths, token_expiration, share_backends, t_total, background):
     _write(ks_conf, _keystone_conf(paths, ports, token_expiration))
     cinder_conf = os.path.join(paths.cinder, 'cinder.conf')
     _write(cinder_conf, _cinder_conf(paths, ports, pw, keystone_url))
+    # cinder-backup reads a second file: it reports every second (instead
+    # of every 5 s), so that its first report, which comes one interval
+    # after its RPC server listens, tells soon that it is ready; and it
+    # stops within a second of SIGTERM (~4 s after a backup by default).
+    backup_conf = os.path.join(paths.cinder, 'cinder-backup.conf')
+    _write(backup_conf, _ini({'DEFAULT': {'report_interval': '1',
+                                          'graceful_shutdown_timeout': '1'}}))
     os.makedirs(os.path.join(paths.cinder, 'locks'))
 
     t = time.monotonic()
@@ -1315,6 +1355,9 @@ def _start(paths, token_expiration, share_backends, t_total, background):
     api = _spawn(paths, 'cinder-api', cinder_argv('cinder-api'))
     mark['cinder-volume'] = time.monotonic()
     volume = _spawn(paths, 'cinder-volume', cinder_argv('cinder-volume'))
+    mark['cinder-backup'] = time.monotonic()
+    backup = _spawn(paths, 'cinder-backup', cinder_argv('cinder-backup') + [
+        '--config-file', backup_conf])
 
     def api_ready():
         return _http('GET', cinder_url + '/', timeout=3).status in (200, 300)
@@ -1377,6 +1420,23 @@ def _start(paths, token_expiration, share_backends, t_total, background):
     _log('cinder-scheduler up in %.1f s (pool listed)'
          % timings['cinder-scheduler'])
 
+    def backup_ready():
+        # The service row exists (and counts as up) from before cinder-backup
+        # listens on RabbitMQ; updated_at is first written by its first
+        # report, one report_interval after its RPC server started.  Before
+        # that, a backup request sent to it could be lost.
+        return any(s['binary'] == 'cinder-backup' and
+                   s['host'] == CINDER_HOST and s['state'] == 'up' and
+                   s.get('updated_at')
+                   for s in _cinder_services(cinder_url, admin_token,
+                                             admin_pid))
+
+    _wait('cinder-backup', backup_ready, WAIT_CINDER_BACKUP, backup,
+          paths.log('cinder-backup'), interval=0.3)
+    timings['cinder-backup'] = round(
+        time.monotonic() - mark['cinder-backup'], 1)
+    _log('cinder-backup up in %.1f s' % timings['cinder-backup'])
+
     share_pool = _finish_manila(paths, manila, manila_url, ks, pw, seed,
                                 timings)
 
@@ -1389,6 +1449,7 @@ def _start(paths, token_expiration, share_backends, t_total, background):
         'clouds_yaml': paths.clouds,
         'clouds': list(CLOUD_NAMES),
         'volumes_dir': paths.volumes,
+        'backups_dir': paths.backups,
         'logs_dir': paths.logs,
         'pids': _read_json(paths.pids, {}),
         'ports': ports,
@@ -1494,8 +1555,8 @@ def stop(dir, quiet=False):
     # Cinder and Manila first (they talk to rabbit, keystone and the
     # database while shutting down), then keystone, rabbit and MariaDB,
     # then epmd once the Erlang VM is gone.
-    phases = (('cinder-scheduler', 'cinder-volume', 'cinder-api',
-               'manila-share', 'manila-scheduler', 'manila-api'),
+    phases = (('cinder-scheduler', 'cinder-backup', 'cinder-volume',
+               'cinder-api', 'manila-share', 'manila-scheduler', 'manila-api'),
               ('keystone', 'rabbitmq', 'mariadb'), ('epmd',))
     others = [n for n in live if not any(n in p for p in phases)]
     for phase in [[n for n in live if n in p] for p in phases] + [others]:

@@ -10,7 +10,7 @@ from storage_core.backends.cinder_paging import every_page
 from storage_core.backends.cloud_time import parse_cloud_time
 from storage_core.backends.sdk_errors import detail as _detail
 from storage_core.backends.sdk_errors import translate_errors as _translate_errors
-from storage_core.errors import AttachRefused, CloudError, Conflict, NotFound, Timeout
+from storage_core.errors import AttachRefused, AttachUnanswered, CloudError, Conflict, NotFound, Timeout
 from storage_core.models import (
     FSTYPE_KEY,
     MULTIATTACH_KEY,
@@ -184,11 +184,24 @@ class CinderBackend:
         LOG.info("created Cinder volume %s for %s", created.id, spec.name)
         try:
             # The create's answer already said "creating": look again only after a poll interval.
-            return self.wait_for_status(created.id, "available", self._create_timeout, check_first=False)
+            made = self.wait_for_status(created.id, "available", self._create_timeout, check_first=False)
+            return self.keep_only_metadata(made, metadata)
         except (CloudError, Timeout):
             # Leave nothing half-made behind: a volume that never became usable goes.
             self._delete_quietly(created.id)
             raise
+
+    def keep_only_metadata(self, vol: CloudVolume, metadata) -> CloudVolume:
+        """`vol` with exactly `metadata`. A restore from a backup (also a create
+        from one) merges in the backed-up volume's metadata and src_backup_id:
+        fuxi's tags of another volume (an adoption, a lease, preemption) must
+        not become this one's."""
+        shown = {k: v for k, v in vol.metadata.items() if k not in CINDER_ADMIN_METADATA_KEYS}
+        if shown == dict(metadata):
+            return vol
+        LOG.info("volume %s: dropping the metadata Cinder copied into it (%s)", vol.id,
+                 ", ".join(sorted(set(shown) - set(metadata))) or "changed values")
+        return self.rename_and_replace_metadata(vol.id, vol.name, metadata)
 
     def _landed_without_answer(self, name, error) -> CloudVolume:
         """A create that got no answer (a timeout, a dropped connection) may still
@@ -376,11 +389,16 @@ class CinderBackend:
         if instance_uuid:
             # openstacksdk sends instance=None as a field Cinder rejects.
             attrs["instance"] = instance_uuid
-        with _translate_errors(f"attaching volume {volume_id}"):
-            try:
-                att = self._bs.create_attachment(volume_id, **attrs)
-            except sdk_exceptions.BadRequestException as exc:
-                raise AttachRefused(f"Cinder refused to attach volume {volume_id}: {_detail(exc)}") from exc
+        try:
+            with _translate_errors(f"attaching volume {volume_id}"):
+                try:
+                    att = self._bs.create_attachment(volume_id, **attrs)
+                except sdk_exceptions.BadRequestException as exc:
+                    raise AttachRefused(f"Cinder refused to attach volume {volume_id}: {_detail(exc)}") from exc
+        except CloudError as exc:
+            if isinstance(exc.__cause__, ks_exceptions.ConnectionError):
+                raise AttachUnanswered(str(exc)) from exc.__cause__
+            raise
         if not att.connection_info:
             self.delete_attachment(att.id)
             raise CloudError(f"Cinder attached volume {volume_id} but returned no connection info")

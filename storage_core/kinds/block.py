@@ -5,12 +5,12 @@ import dataclasses
 import logging
 
 from storage_core.crashpoints import crash_point
-from storage_core.errors import Conflict, FilesystemError, InvalidInput, NotFound, StorageError
+from storage_core.errors import Conflict, FilesystemError, InvalidInput, NotFound
 from storage_core.kinds import check_new_size, refuse_differences, refuse_other_adoption
+from storage_core.kinds.block_sharing import BlockSharing
 from storage_core.models import (
     ADOPTED_FROM_KEY,
     FSTYPE_KEY,
-    LEASE_KEY,
     MULTIATTACH_KEY,
     OWNER_KEY,
     OWNER_VALUE,
@@ -35,8 +35,6 @@ _GOING = ("deleting", "error", "error_deleting")
 # How long a Remove waits for a volume another host is deleting (Docker allows 60 s).
 _GONE_TIMEOUT = 55.0
 GIB = 1024**3
-# Why a multiattach volume not marked "shared" is mounted on one host at a time.
-_EXCLUSIVE_WHY = "ext4 and xfs are no cluster file systems; create it with -o multiattach=shared to share it"
 # Cinder statuses in which an existing volume can be adopted (`volume_id`): nobody
 # else may be using it, or its file system could be mounted twice.
 _ADOPTABLE = ("available",)
@@ -54,9 +52,9 @@ class CinderVolumes:
 
     def __init__(self, backend, attacher, filesystems, limits, claims=None, sources=None, leases=None):
         self._backend = backend
-        # This host's leases on the volumes it mounted, and who may take one over
-        # (storage_core.leases); None: no leases are kept, nothing is preempted.
-        self._leases = leases
+        # Multiattach modes, this host's leases (storage_core.leases; None: none kept,
+        # nothing taken over) and preemption.
+        self._sharing = BlockSharing(backend, leases)
         # Where a volume made from a snapshot, backup or volume gets its data
         # (storage_core.sources); None: only blank volumes are made.
         self._sources = sources
@@ -108,30 +106,8 @@ class CinderVolumes:
                 return claimed
         with step("create", spec.name):
             vol = self._backend.create(spec)
-        self._check_sharing_choice(vol, spec)
+        self._sharing.check_choice(vol, spec)
         return vol
-
-    def _check_sharing_choice(self, vol: CloudVolume, spec: VolumeSpec) -> None:
-        """A volume of a multiattach type must say how hosts share it (its file
-        system is no cluster file system); another must not. Cinder decides from
-        the type, so the new volume says which it is; a refused one, still
-        blank, is deleted at once."""
-        if vol.multiattach == bool(spec.multiattach):
-            return
-        type_name = vol.volume_type or "the default"
-        if vol.multiattach:
-            fstype = vol.fstype or "its file system"
-            message = (
-                f"volume type {type_name!r} is multiattach: several hosts may attach its volumes at once, but "
-                f"{fstype} is no cluster file system, and two hosts mounting it at once corrupt it. Say how "
-                "hosts share it: -o multiattach=exclusive (fuxi mounts it on one host at a time) or "
-                "-o multiattach=shared (on several at once: only for readers, or writers you coordinate)"
-            )
-        else:
-            message = (f"option multiattach is for volumes of a multiattach volume type; type {type_name!r} is "
-                       "not one (drop the option, or pick a type whose extra spec multiattach is \"<is> True\")")
-        self._backend.delete(vol)
-        raise InvalidInput(message)
 
     def adopt(self, volume_id, name) -> CloudVolume:
         """Make an existing, available volume fuxi's under `name`: renamed and
@@ -274,14 +250,9 @@ class CinderVolumes:
         if vol.status in _ATTACHABLE or (vol.shared_between_hosts and vol.status == "in-use"):
             return
         held_by = where(vol)
-        if vol.status == "in-use" and self._leases is not None and self._leases.may_preempt(vol):
-            self._preempt(vol, held_by)
+        if vol.status == "in-use" and (vol.multiattach or self._sharing.may_take_over(vol)):
+            self._sharing.mount_elsewhere_allowed(vol, held_by)
             return
-        if vol.multiattach and vol.status == "in-use":
-            raise Conflict(
-                f"volume {vol.name!r} is attached to {held_by or 'another host'}; it is multiattach, but fuxi "
-                f"mounts it on one host at a time ({_EXCLUSIVE_WHY}): unmount it there first"
-            )
         raise Conflict(
             f"volume {vol.name!r} is {vol.status}"
             + (f" (attached to {held_by})" if held_by else "")
@@ -289,55 +260,8 @@ class CinderVolumes:
             + (" or in-use" if vol.shared_between_hosts else "")
         )
 
-    def _preempt(self, vol: CloudVolume, held_by) -> None:
-        """Take `vol` over from the host holding it, whose lease ran out (a dead or
-        cut-off host): its attachments are deleted in Cinder, which also ends the
-        backend's export to it, so it cannot write should it come back."""
-        lease = self._leases.run_out(vol, held_by)
-        if any(a.server_id for a in vol.attachments):
-            raise Conflict(
-                f"volume {vol.name!r} is attached to Nova server(s) {held_by}; fuxi takes over only volumes a "
-                "host attached itself: detach it with `openstack server remove volume`"
-            )
-        LOG.warning("PREEMPTING volume %s (%s): %s held it and its lease ran out at %s; deleting its "
-                    "attachment(s) %s", vol.name, vol.id, lease.holder, lease.expires,
-                    ", ".join(a.attachment_id for a in vol.attachments))
-        for attachment in vol.attachments:
-            self._backend.delete_attachment(attachment.attachment_id)
-        self._backend.wait_for_status(vol.id, "available", _GONE_TIMEOUT)
-
     def renew_leases(self, held) -> None:
-        """Renew this host's lease on each volume it has mounted that another host
-        may take over (`held`: (HostVolume, the catalog's record or None) pairs).
-        Shared multiattach volumes have no single holder to take over from."""
-        for hv, vol in held:
-            if hv.backend == self.name and hv.phase == Phase.MOUNTED and vol is not None and self._leased(vol):
-                try:
-                    self._backend.update_metadata(hv.volume_id, {LEASE_KEY: self._leases.fresh()}, ())
-                except StorageError as exc:
-                    LOG.warning("volume %s: renewing this host's lease failed: %s", hv.name, exc)
-
-    def _leased(self, vol: CloudVolume) -> bool:
-        """Only a volume another host may take over carries a lease: one cloud write
-        per mount and per renewal that no other volume pays."""
-        return self._leases is not None and self._leases.may_preempt(vol) and not vol.shared_between_hosts
-
-    def _take_lease(self, vol: CloudVolume) -> None:
-        if self._leased(vol):
-            self._backend.update_metadata(vol.id, {LEASE_KEY: self._leases.fresh()}, ())
-
-    def _refuse_racing_host(self, vol: CloudVolume, name) -> None:
-        """A multiattach volume mounted one host at a time, attached here: if
-        another host attached it at the same time (both saw it available), this
-        host gives way before anything is mounted. Of two racing hosts, the one
-        that lists the attachments last sees both and gives way; when both do,
-        neither mounts and Docker's next try settles it."""
-        live = [a for a in self._backend.attachment_summaries(volume_id=vol.id) if a["status"] != "detached"]
-        if len(live) > 1:
-            raise Conflict(
-                f"volume {name!r}: another host attached it at the same moment; it is multiattach, but fuxi "
-                f"mounts it on one host at a time ({_EXCLUSIVE_WHY}): this host let go; try again"
-            )
+        self._sharing.renew_leases(held)
 
     def put_on_host(self, vol: CloudVolume, name, mountpoint, journal) -> HostVolume:
         # The intent first: a crash before the cloud's answer is journaled leaves
@@ -364,7 +288,7 @@ class CinderVolumes:
         journal(hv)
         crash_point("mount.attached")
         if vol.multiattach and not vol.shared_between_hosts:
-            self._refuse_racing_host(vol, name)
+            self._sharing.refuse_racing_host(vol, name)
         if vol.adopted or vol.from_source:
             fstype = self._detect_filesystem(vol, name, attachment.device_path)
         else:
@@ -380,7 +304,7 @@ class CinderVolumes:
         with step("mount", name):
             self._fs.mount(attachment.device_path, mountpoint, fstype)
         crash_point("mount.mounted")
-        self._take_lease(vol)
+        self._sharing.take_lease(vol)
         if behind:
             with step("growfs", name):
                 self._fs.grow(attachment.device_path, mountpoint)

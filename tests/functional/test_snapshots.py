@@ -172,7 +172,8 @@ def test_clones_sizes_and_bad_sources(cloud, plugin):
 
 
 def test_backups_restore_into_a_new_volume_and_over_an_unused_one(cloud, plugin):
-    create(plugin, "db", size="1")
+    # preempt: the volume carries a lease while mounted, fuxi tags no restored volume may inherit.
+    create(plugin, "db", size="1", preempt="true")
     path = mount(plugin, "db")
     with open(os.path.join(path, "v"), "w") as f:
         f.write("one")
@@ -192,6 +193,10 @@ def test_backups_restore_into_a_new_volume_and_over_an_unused_one(cloud, plugin)
     for name in ("again", "again2"):
         with open(os.path.join(mount(plugin, name), "v")) as f:
             assert f.read() == "one"
+        # Cinder merges the backed-up volume's metadata into a restored one: fuxi keeps its own only.
+        [vol] = cloud.volumes_named(name)
+        own = {k: v for k, v in vol.metadata.items() if k not in ("readonly", "attached_mode")}  # Cinder's
+        assert own == {"volume_from": "fuxi", "fstype": "ext4", "fuxi_source": f"backup:{made['Id']}"}
     unmount_and_remove(plugin, "again2")
 
     # Over an existing volume: only when asked, and only when no host uses it.
@@ -200,6 +205,9 @@ def test_backups_restore_into_a_new_volume_and_over_an_unused_one(cloud, plugin)
     ok(plugin.call("VolumeDriver.Unmount", {"Name": "db", "ID": CALLER}))
     done = cli(plugin, "backup", "restore", "b1", "db", "--overwrite")
     assert done["Created"] is False
+    [vol] = cloud.volumes_named("db")
+    assert vol.metadata["fuxi_source"] == f"backup:{made['Id']}" and vol.metadata["fuxi_preempt"] == "true"
+    assert "src_backup_id" not in vol.metadata
     with open(os.path.join(mount(plugin, "db"), "v")) as f:
         assert f.read() == "one"
     [listed] = cli(plugin, "backup", "list", "db")
