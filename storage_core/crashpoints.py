@@ -42,6 +42,8 @@ POINTS = (
     "detach.deleted",  # the cloud attachment is gone; the journal still has it
     # remove
     "remove.deleted",  # the cloud deleted the volume; the catalog still lists it
+    # adopt (-o volume_id)
+    "adopt.reserved",  # the volume is reserved for the adoption; not renamed or tagged yet
     # snapshot, backup or clone of a volume mounted here
     "copy.frozen",  # its file system is frozen (every write waits); the copy is not asked for yet
 )

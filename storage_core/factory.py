@@ -34,6 +34,7 @@ from storage_core.pool.filler import PoolFiller
 from storage_core.pool.keeper import PoolKeeper
 from storage_core.pool.ledger import PoolLedger
 from storage_core.request_context import REQUEST_ID_HEADER, current_request_id
+from storage_core.reservations import ReservationJournal
 from storage_core.service import VolumeService
 from storage_core.sources import SourceResolver
 from storage_core.state import StateStore
@@ -292,6 +293,7 @@ def _cinder_volumes(config, connection, executor, filesystems, state):
         connection,
         create_timeout=config.create_timeout,
         delete_timeout=config.delete_timeout,
+        reservations=ReservationJournal(state),
     )
     timeouts = {"timeout": config.create_timeout, "delete_timeout": config.delete_timeout}
     snapshots, backups = CinderSnapshots(connection, **timeouts), CinderBackups(connection, **timeouts)

@@ -530,9 +530,13 @@ class VolumeService:
         pool_volume_ids = self.pools.volume_ids() if self.pools is not None else ()
         # First: a file system a crash left frozen holds every write to it.
         thawed = self.copies.thaw_all() if self.copies is not None else []
+        freed = [volume_id for kind in self._kinds.values()
+                 for volume_id in getattr(kind, "release_leftover_reservations", list)()]
         repairs = HostReconciler(self._state, self._kinds, self._fs, self._lock, self._teardown,
                                  pool_volume_ids, self._drop_stale_mounts).run()
-        return [f"volume {name}: thawed its file system, left frozen" for name in thawed] + repairs
+        return ([f"volume {name}: thawed its file system, left frozen" for name in thawed]
+                + [f"volume {volume_id}: released a reservation a crash left held" for volume_id in freed]
+                + repairs)
 
     # -- queries --------------------------------------------------------
 

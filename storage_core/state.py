@@ -175,6 +175,15 @@ class StateStore:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO host_facts (key, value) VALUES (?, ?)", (key, value))
 
+    def delete_host_fact(self, key) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM host_facts WHERE key = ?", (key,))
+
+    def host_facts_with_prefix(self, prefix) -> list[tuple[str, str]]:
+        with self._lock:
+            rows = self._db.execute("SELECT key, value FROM host_facts ORDER BY key").fetchall()
+        return [(k, v) for k, v in rows if k.startswith(prefix)]
+
     # -- volumes seen in the cloud --------------------------------------
 
     def remember_volume(self, backend, vol: CloudVolume | CloudShare) -> None:

@@ -194,6 +194,12 @@ class DirectoryShareDriver(driver.ShareDriver):
             shutil.rmtree(path)
             LOG.info('realcloud: removed %s', path)
 
+    def extend_share(self, share, new_size, share_server=None):
+        """A share here is a directory of a GlusterFS volume or CephFS (or an
+        NFS path): nothing bounds its size, so growing it is Manila's record
+        alone, as for a backend without quotas."""
+        LOG.info('realcloud: share %s extended to %d GiB', share['share_id'], new_size)
+
     def ensure_shares(self, context, shares):
         updates = {}
         for share in shares:

@@ -91,8 +91,11 @@ class CinderBackend:
     # Volumes asked for per page of a listing: Cinder's osapi_max_limit default.
     list_page_size = 1000
 
-    def __init__(self, connection, clock=None, create_timeout=110.0, delete_timeout=55.0):
+    def __init__(self, connection, clock=None, create_timeout=110.0, delete_timeout=55.0, reservations=None):
+        """`reservations` (storage_core.reservations.ReservationJournal): where the
+        reservations this host holds are journaled; None: not journaled."""
         self._conn = connection
+        self._reservations = reservations
         self._clock = clock
         self._create_timeout = create_timeout
         self._delete_timeout = delete_timeout
@@ -376,12 +379,20 @@ class CinderBackend:
                 raise Conflict(
                     f"volume {volume_id} is taken: Cinder refused to reserve it: {_detail(exc)}"
                 ) from exc
+        if self._reservations is not None:
+            self._reservations.held(att.id, volume_id)
         return att.id
 
     def release(self, attachment_id) -> None:
         """Undo reserve(): the volume becomes ``available`` again. Gone already is fine."""
         with _translate_errors(f"releasing reservation {attachment_id}"):
             self._bs.delete_attachment(attachment_id, ignore_missing=True)
+        if self._reservations is not None:
+            self._reservations.released(attachment_id)
+
+    def release_leftover_reservations(self) -> list[str]:
+        """Release the reservations a crash left held (the journal's); the volumes freed."""
+        return self._reservations.release_leftovers(self.release) if self._reservations is not None else []
 
     def create_attachment(self, volume_id, connector, instance_uuid=None, mode="rw"):
         """Create an attachment for this host; return (attachment id, connection_info)."""

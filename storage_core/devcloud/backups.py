@@ -19,9 +19,22 @@ makes one. The rules are Cinder's (cinder/backup/api.py, backup/manager.py):
   its data replaced): backup ``restoring``, volume ``restoring-backup``, then
   both ``available`` (the volume ``error_restoring`` if it failed); without a
   volume, into a new one of the backup's size, made first (the call waits
-  for it, as Cinder's does). A restored volume is tagged ``src_backup_id``.
-  A volume created from a backup (``backup_id``) stays ``creating`` while the
-  backup is ``restoring`` into it (backend.py asks ``claim``/``restored_into``).
+  for it, as Cinder's does): ``restore_backup_<id>`` unless named, described
+  ``auto-created_from_restore_from_backup``. A volume created from a backup
+  (``backup_id``) stays ``creating`` while the backup is ``restoring`` into
+  it (backend.py asks ``claim``/``restored_into``).
+* what a restore brings besides the data (cinder/backup/driver.py's
+  BackupMetadataAPI): a backup keeps the volume's metadata, name and
+  description as they were when it was made (``volume_meta``; for a backup
+  of a snapshot, the volume's then, not the snapshot's). A successful restore
+  replaces the restored volume's metadata with that metadata, if there was
+  any (``volume_metadata_update(..., delete=True)``; a backed-up volume
+  without metadata leaves the restored volume's alone). It gives it the
+  backed-up name and description if it has no name or one Cinder gave it
+  (``restore_backup_...``) and the backed-up volume had a name: a volume
+  restored unnamed ends with its source's name and description, a named one
+  or an existing one keeps its own. Then, unless it is the backup's own
+  volume, the volume is tagged ``src_backup_id``.
 * delete: ``available`` or ``error`` -> ``deleting`` -> gone.
 
 On restart, as cinder-backup cleans up: a backup ``creating`` ends in
@@ -142,6 +155,9 @@ class BackupService(CopyService):
                 "metadata": dict(metadata or {}),
                 "restore_volume_id": None,
                 "temp_volume_id": None,
+                # The volume's metadata, name and description when the data
+                # was copied (set then; restored along with the data).
+                "volume_meta": None,
                 "service": None,
                 "created_at": now,
                 # Cinder saves the backup again at once to set data_timestamp
@@ -221,8 +237,14 @@ class BackupService(CopyService):
                 return
             volume = self._store.get("volume", backup["volume_id"])
             size = volume["size"] if volume is not None else backup["size"]
+            # Cinder's backup driver saves the volume's metadata with the data,
+            # once the data is copied.
+            volume_meta = None if volume is None else {
+                "name": volume["name"], "description": volume["description"],
+                "metadata": dict(volume["metadata"])}
             self._touch(backup, status="available", size=size,
-                        object_count=math.ceil(size * GIB / BACKUP_FILE_SIZE))
+                        object_count=math.ceil(size * GIB / BACKUP_FILE_SIZE),
+                        volume_meta=volume_meta)
             parent = self._store.get("backup", backup["parent_id"]) if backup["parent_id"] else None
             if parent is not None:
                 self._touch(parent, num_dependent_backups=parent["num_dependent_backups"] + 1)
@@ -306,8 +328,10 @@ class BackupService(CopyService):
 
     def restored_into(self, backup_id, volume, ok) -> dict:
         """A restore into ``volume`` ended: the backup is available again.
-        Returns the changes the volume gets: Cinder tags it with the backup it
-        holds the data of (unless it is the backup's own volume)."""
+        Returns the changes the volume gets (see the module's docstring): the
+        backed-up metadata instead of its own, the backed-up name and
+        description if it has no name of its own, and Cinder's tag of the
+        backup it holds the data of (unless it is the backup's own volume)."""
         backup = self._store.get("backup", backup_id)
         if backup is None:
             return {}
@@ -315,10 +339,24 @@ class BackupService(CopyService):
             self._touch(backup, status="available")
         if not ok or volume is None:
             return {}
-        old = volume["metadata"].get("src_backup_id")
+        changes = {}
+        metadata = dict(volume["metadata"])
+        saved = backup.get("volume_meta")  # None: a record from before devcloud kept it
+        if saved:
+            if saved["metadata"]:  # Cinder saved none: it restores none
+                metadata = dict(saved["metadata"])
+            # Cinder's rule (BackupMetadataAPI._restore_vol_base_meta): the
+            # name and description come together, onto a volume without a
+            # name or with the one the restore made up.
+            own = volume["name"]
+            if saved["name"] and not (own and not own.startswith("restore_backup_")):
+                changes.update(name=saved["name"], description=saved["description"])
+        old = metadata.get("src_backup_id")
         if backup["volume_id"] != volume["id"] or (old and old != backup_id):
-            return {"metadata": {**volume["metadata"], "src_backup_id": backup_id}}
-        return {}
+            metadata["src_backup_id"] = backup_id
+        if metadata != volume["metadata"]:
+            changes["metadata"] = metadata
+        return changes
 
     # -- delete --------------------------------------------------------------
 

@@ -124,6 +124,7 @@ class CinderVolumes:
             return vol  # adopted under this name already: a retry
         try:
             reservation = self._backend.reserve(volume_id)
+            crash_point("adopt.reserved")
         except Conflict:
             raise Conflict(
                 f"volume {vol.name!r} ({volume_id}) was taken by someone else while fuxi adopted it "
@@ -262,6 +263,9 @@ class CinderVolumes:
 
     def renew_leases(self, held) -> None:
         self._sharing.renew_leases(held)
+
+    def release_leftover_reservations(self) -> list[str]:
+        return self._backend.release_leftover_reservations()
 
     def put_on_host(self, vol: CloudVolume, name, mountpoint, journal) -> HostVolume:
         # The intent first: a crash before the cloud's answer is journaled leaves

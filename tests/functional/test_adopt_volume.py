@@ -12,6 +12,10 @@ import subprocess
 import sys
 import uuid
 
+import pytest
+import requests
+
+from storage_core.crashpoints import ENV
 from tests.functional.harness import ok
 
 FUXI_KEYS = ("volume_from", "fstype", "fuxi_adopted_from")
@@ -109,3 +113,26 @@ def test_import_refusals(cloud, plugin):
     assert volume(cloud, blank.id).status == "available" and cloud.attachments_of(blank.id) == []
     ok(plugin.call("VolumeDriver.Remove", {"Name": "x"}))
     assert volume(cloud, blank.id).name == "blank"
+
+
+def test_a_crash_while_the_volume_is_reserved_for_its_adoption_is_mended_at_the_next_start(cloud, plugin):
+    """Crash point adopt.reserved: Cinder holds the volume reserved for fuxi, not
+    renamed yet. Without the reservation journal it stayed reserved for good."""
+    vol = cloud.sdk.block_storage.create_volume(name="outside", size=1)
+    cloud.sdk.block_storage.wait_for_status(vol, "available", interval=0.1, wait=60)
+    plugin.env[ENV] = "adopt.reserved"
+    plugin.stop()
+    plugin.start()
+    with pytest.raises(requests.ConnectionError):  # killed at the crash point, mid-call
+        plugin.call("VolumeDriver.Create", {"Name": "taken", "Opts": {"volume_id": vol.id}})
+    assert plugin.process.wait(10) is not None
+    assert (volume(cloud, vol.id).status, volume(cloud, vol.id).name) == ("reserved", "outside")
+
+    del plugin.env[ENV]
+    plugin.start()
+    assert (volume(cloud, vol.id).status, volume(cloud, vol.id).name) == ("available", "outside")
+    assert "released reservation" in plugin.log(None) and "which a crash left held" in plugin.log(None)
+    ok(plugin.call("VolumeDriver.Create", {"Name": "taken", "Opts": {"volume_id": vol.id}}))
+    assert volume(cloud, vol.id).name == "taken"
+    ok(plugin.call("VolumeDriver.Remove", {"Name": "taken"}))  # given back, not deleted
+    cloud.sdk.block_storage.delete_volume(vol.id)

@@ -6,12 +6,14 @@ the cloud's Manila (devcloud's, or real Manila with our test share driver)
 hands them out as directories there.
 """
 
+import json
 import os
 import stat
 
 import pytest
 
 from tests.functional.harness import ok, wait_until
+from tests.functional.test_cli import fuxi
 
 CLOUD_KINDS = ("devcloud", "realcloud")
 SHARE_SERVERS = True
@@ -86,6 +88,13 @@ def test_cephfs_share_mounts_with_its_own_cephx_id(cloud, plugin_factory, tmp_pa
     with open(os.path.join(path, "data.bin"), "wb") as f:
         f.write(b"\x00ceph" * 1000)
     assert (cephfs_server.root_mount / "volumes" / "_nogroup" / share.id / "data.bin").stat().st_size == 5000
+
+    # `fuxi extend` grows it in Manila (the extend action, 2.7), mounted: nothing to do on the host.
+    rc, out, err = fuxi("--socket", plugin.socket, "extend", "cfs", "2", "--json")
+    assert rc == 0, err + plugin.log()
+    assert json.loads(out) == {**json.loads(out), "Backend": "manila", "OldSizeGb": 1, "NewSizeGb": 2}
+    assert (share_of(cloud, "cfs").size, share_of(cloud, "cfs").status) == (2, "available")
+    assert open(os.path.join(path, "data.bin"), "rb").read(5) == b"\x00ceph"
 
     # A second container on the same host shares the one mount.
     assert ok(plugin.call("VolumeDriver.Mount", {"Name": "cfs", "ID": "c2"}))["Mountpoint"] == path

@@ -267,7 +267,9 @@ def test_volumes_from_a_snapshot_and_from_a_volume(copies):
 
 def test_backup_create_restore_delete_and_their_statuses(copies):
     cloud = copies
-    vol = new_volume(cloud, "backup-src", size=2)
+    # The volume's metadata, name and description go into the backup with its
+    # data (cinder/backup/driver.py, BackupMetadataAPI), and come back with it.
+    vol = new_volume(cloud, "backup-src", size=2, metadata={"src-key": "backed up", "clash": "src"})
     status, body = raw(cloud, "POST", "/backups", "3.43", json={"backup": {
         "volume_id": vol.id, "name": "b1", "description": "d", "metadata": {"k": "v"}}})
     assert status == 202 and set(body["backup"]) == BACKUP_SUMMARY_KEYS
@@ -291,7 +293,10 @@ def test_backup_create_restore_delete_and_their_statuses(copies):
     small = new_volume(cloud, "too-small", size=1)
     assert raw(cloud, "POST", f"/backups/{backup_id}/restore", json={"restore": {"volume_id": small.id}}) == \
         bad_request("Invalid volume: volume size 1 is too small to restore backup of size 2.")
-    target = new_volume(cloud, "target", size=3)
+    # After the backup: not what it brings back.
+    cloud.sdk.block_storage.set_volume_metadata(vol, later="not backed up")
+    target = new_volume(cloud, "target", size=3, description="target's own",
+                        metadata={"own": "kept", "clash": "target"})
     status, body = raw(cloud, "POST", f"/backups/{backup_id}/restore",
                        json={"restore": {"volume_id": target.id}})
     assert (status, body) == (202, {"restore": {"backup_id": backup_id, "volume_id": target.id,
@@ -300,7 +305,12 @@ def test_backup_create_restore_delete_and_their_statuses(copies):
                 ["restoring-backup", "available"])
     restored = cloud.sdk.block_storage.get_volume(target.id)
     assert restored.size == 3  # its own size kept
-    assert restored.metadata == {"src_backup_id": backup_id}
+    # Its metadata replaced by the backed-up volume's (its own "own" key gone:
+    # BackupMetadataAPI._restore_vol_meta updates with delete=True), then
+    # tagged; its own name and description kept.
+    backed_up = {"src-key": "backed up", "clash": "src", "src_backup_id": backup_id}
+    assert restored.metadata == backed_up
+    assert (restored.name, restored.description) == ("target", "target's own")
     # (Cinder saves the volume, then the backup: it may be restoring a moment longer.)
     assert watch(cloud, "backups", backup_id, {"available"})[-1] == "available"
 
@@ -310,19 +320,38 @@ def test_backup_create_restore_delete_and_their_statuses(copies):
     new_id = body["restore"]["volume_id"]
     assert watch(cloud, "volumes", new_id, {"available", "error_restoring"})[-1] == "available"
     new = cloud.sdk.block_storage.get_volume(new_id)
-    assert new.size == 2 and new.description == "auto-created_from_restore_from_backup"
+    # Once restored it takes the backed-up volume's name and description (it
+    # had none): restore_backup_<id> and Cinder's description were stand-ins.
+    assert new.size == 2 and (new.name, new.description) == ("backup-src", None)
+    assert new.metadata == backed_up
+    watch(cloud, "backups", backup_id, {"available"})
+    # Named: it keeps its name, and the description Cinder gave it.
+    status, body = raw(cloud, "POST", f"/backups/{backup_id}/restore",
+                       json={"restore": {"name": "named-restore"}})
+    assert status == 202 and body["restore"]["volume_name"] == "named-restore"
+    named_id = body["restore"]["volume_id"]
+    assert watch(cloud, "volumes", named_id, {"available", "error_restoring"})[-1] == "available"
+    named = cloud.sdk.block_storage.get_volume(named_id)
+    assert (named.name, named.description) == ("named-restore",
+                                               "auto-created_from_restore_from_backup")
+    assert named.metadata == backed_up
     watch(cloud, "backups", backup_id, {"available"})
 
     # A volume created from the backup (3.47): creating while the backup is restoring into it.
     assert raw(cloud, "POST", "/volumes", "3.47", json={"volume": {"backup_id": backup_id, "size": 1}}) == \
         bad_request("Invalid input received: Volume size 1GB cannot be smaller than the backup "
                     "size 2GB. It must be >= backup size.")
-    status, body = raw(cloud, "POST", "/volumes", "3.47", json={"volume": {"backup_id": backup_id}})
+    status, body = raw(cloud, "POST", "/volumes", "3.47", json={"volume": {
+        "backup_id": backup_id, "metadata": {"own": "kept", "clash": "new"}}})
     assert status == 202 and body["volume"]["size"] == 2 and body["volume"]["status"] == "creating"
+    assert body["volume"]["name"] is None
     from_backup = body["volume"]["id"]
     seen = watch(cloud, "volumes", from_backup, {"available", "error"})
     assert seen[-1] == "available" and "restoring-backup" not in seen
-    assert cloud.sdk.block_storage.get_volume(from_backup).metadata == {"src_backup_id": backup_id}
+    made_from_backup = cloud.sdk.block_storage.get_volume(from_backup)
+    assert made_from_backup.metadata == backed_up  # its own metadata replaced too
+    # Unnamed, it takes the backed-up volume's name (and description) too.
+    assert (made_from_backup.name, made_from_backup.description) == ("backup-src", None)
     watch(cloud, "backups", backup_id, {"available"})
 
     # Delete: deleting, then gone.
@@ -362,6 +391,15 @@ def test_backing_up_an_in_use_volume_needs_force_and_a_snapshot_does_not(copies)
     # Its data is as old as the snapshot.
     snap_created = raw(cloud, "GET", f"/snapshots/{snap['id']}")[1]["snapshot"]["created_at"]
     assert shown["snapshot_id"] == snap["id"] and shown["data_timestamp"] == snap_created
+
+    # A backed-up volume without metadata leaves the restored volume's own.
+    keeps = new_volume(cloud, "keeps-own", metadata={"own": "kept"})
+    assert raw(cloud, "POST", f"/backups/{forced}/restore",
+               json={"restore": {"volume_id": keeps.id}})[0] == 202
+    assert watch(cloud, "volumes", keeps.id, {"available", "error_restoring"})[-1] == "available"
+    keeps = cloud.sdk.block_storage.get_volume(keeps.id)
+    assert keeps.metadata == {"own": "kept", "src_backup_id": forced} and keeps.name == "keeps-own"
+    watch(cloud, "backups", forced, {"available"})
 
     # Restoring into an in-use volume is refused.
     assert raw(cloud, "POST", f"/backups/{forced}/restore", json={"restore": {"volume_id": vol.id}}) == \

@@ -32,6 +32,13 @@ def backup(parts, volume_id, run=True, **kwargs):
     return made
 
 
+def described(parts, name="src", description=None, metadata=None, size=1):
+    """A volume with a description and metadata (parts.volume makes it without)."""
+    volume = parts.volume(size=size, name=name)
+    changes = {"description": description, "metadata": metadata or {}}
+    return parts.volumes.update_volume(PROJECT, volume["id"], changes)[0]
+
+
 def test_backup_status_sequence_and_data(parts):
     volume = parts.volume(size=2)
     write(parts.volumes.path(volume["id"]), GIB + 3, b"payload")
@@ -178,10 +185,144 @@ def test_restore_without_a_volume_makes_one_of_the_backups_size(parts):
     assert new["description"] == "auto-created_from_restore_from_backup"
     assert new["status"] == "restoring-backup" and new["size"] == 2
     parts.run()
-    assert parts.status(new["id"]) == "available"
+    new = parts.volumes.get_volume(PROJECT, new["id"])
+    assert new["status"] == "available"
+    # Once restored, it is named as the backed-up volume was (description too).
+    assert (new["name"], new["description"]) == ("v", None)
     assert read(parts.volumes.path(new["id"]), 1, 1) == b"x"
     named = parts.backups.restore(PROJECT, "u1", made["id"], name="mine")
     assert named["volume_name"] == "mine"
+    parts.run()
+    named = parts.volumes.get_volume(PROJECT, named["volume_id"])
+    assert (named["name"], named["description"]) == ("mine", "auto-created_from_restore_from_backup")
+
+
+def test_a_restore_brings_the_backed_up_metadata_and_names_an_unnamed_volume(parts):
+    source = described(parts, "src", "about", {"k": "old"})
+    made = backup(parts, source["id"], run=False)
+    # What counts is the volume as it was when the backup was made: Cinder's
+    # backup driver reads it once the data is copied.
+    parts.volumes.update_metadata(PROJECT, source["id"], {"k": "v", "clash": "backed up"}, True)
+    parts.run()
+    parts.volumes.update_volume(PROJECT, source["id"], {
+        "name": "renamed", "description": "later", "metadata": {"later": "x"}})
+    backup_id = made["id"]
+    expected = {"k": "v", "clash": "backed up", "src_backup_id": backup_id}
+
+    unnamed = parts.backups.restore(PROJECT, "u1", backup_id)
+    assert unnamed["volume_name"] == f"restore_backup_{backup_id}"
+    restoring = parts.volumes.get_volume(PROJECT, unnamed["volume_id"])
+    assert restoring["metadata"] == {}  # only once the restore is done
+    parts.run()
+    new = parts.volumes.get_volume(PROJECT, unnamed["volume_id"])
+    assert (new["name"], new["description"], new["metadata"]) == ("src", "about", expected)
+
+    named = parts.backups.restore(PROJECT, "u1", backup_id, name="mine")
+    parts.run()
+    new = parts.volumes.get_volume(PROJECT, named["volume_id"])
+    assert (new["name"], new["description"], new["metadata"]) == (
+        "mine", "auto-created_from_restore_from_backup", expected)
+
+    # An existing volume keeps its name and description, not its metadata:
+    # Cinder replaces it with the backed-up one (as real Cinder 29 does).
+    target = described(parts, "target", "mine", {"own": "1", "clash": "target's"})
+    parts.backups.restore(PROJECT, "u1", backup_id, volume_id=target["id"])
+    parts.run()
+    target = parts.volumes.get_volume(PROJECT, target["id"])
+    assert (target["name"], target["description"]) == ("target", "mine")
+    assert target["metadata"] == expected
+    # Cinder names an existing volume too when it has no name (or one it made up).
+    for own_name in (None, "", "restore_backup_old"):
+        nameless = described(parts, own_name, "its own")
+        parts.backups.restore(PROJECT, "u1", backup_id, volume_id=nameless["id"])
+        parts.run()
+        nameless = parts.volumes.get_volume(PROJECT, nameless["id"])
+        assert (nameless["name"], nameless["description"]) == ("src", "about"), own_name
+
+    # Into its own volume: its metadata as backed up (the later key goes), no tag.
+    parts.backups.restore(PROJECT, "u1", backup_id, volume_id=source["id"])
+    parts.run()
+    source = parts.volumes.get_volume(PROJECT, source["id"])
+    assert (source["name"], source["description"]) == ("renamed", "later")
+    assert source["metadata"] == {"k": "v", "clash": "backed up"}
+
+    # A volume created from the backup: the same, once it is available.
+    for name, description in ((None, None), ("n", "d")):
+        new = parts.volumes.create_volume(
+            PROJECT, "u1", name=name, description=description, size=1, metadata={"m": "1"},
+            volume_type="__DEFAULT__", availability_zone="nova", source=("backup", backup_id))
+        assert new["metadata"] == {"m": "1"}
+        parts.run()
+        new = parts.volumes.get_volume(PROJECT, new["id"])
+        assert new["status"] == "available" and new["metadata"] == expected
+        assert (new["name"], new["description"]) == ((name, description) if name else
+                                                     ("src", "about"))
+
+
+def test_a_restore_of_an_unnamed_volumes_backup_keeps_the_names_it_was_given(parts):
+    source = described(parts, None, "described", {"k": "v"})
+    made = backup(parts, source["id"])
+    answer = parts.backups.restore(PROJECT, "u1", made["id"])
+    parts.run()
+    new = parts.volumes.get_volume(PROJECT, answer["volume_id"])
+    # Cinder restores the name and the description together, and only a name.
+    assert (new["name"], new["description"]) == (f"restore_backup_{made['id']}",
+                                                 "auto-created_from_restore_from_backup")
+    assert new["metadata"] == {"k": "v", "src_backup_id": made["id"]}
+
+
+def test_a_backup_of_a_volume_without_metadata_leaves_the_restored_volumes_own(parts):
+    source = described(parts, "src", "d")
+    made = backup(parts, source["id"])
+    target = described(parts, "target", None, {"own": "1", "src_backup_id": "older"})
+    parts.backups.restore(PROJECT, "u1", made["id"], volume_id=target["id"])
+    parts.run()
+    target = parts.volumes.get_volume(PROJECT, target["id"])
+    assert target["metadata"] == {"own": "1", "src_backup_id": made["id"]}
+    assert (target["name"], target["description"]) == ("target", None)
+
+
+def test_a_backup_of_a_snapshot_keeps_the_volumes_metadata_of_its_own_time(parts):
+    volume = described(parts, "src", "d", {"when": "snapshot"})
+    snapshot = parts.snapshot(volume["id"], metadata={"snapshot's": "own"})
+    parts.volumes.update_volume(PROJECT, volume["id"], {"name": "now", "metadata": {"when": "backup"}})
+    made = backup(parts, volume["id"], snapshot_id=snapshot["id"])
+    assert made["volume_meta"] == {"name": "now", "description": "d", "metadata": {"when": "backup"}}
+    answer = parts.backups.restore(PROJECT, "u1", made["id"])
+    parts.run()
+    new = parts.volumes.get_volume(PROJECT, answer["volume_id"])
+    assert (new["name"], new["metadata"]) == ("now", {"when": "backup", "src_backup_id": made["id"]})
+
+
+def test_a_failed_restore_brings_no_metadata(parts, monkeypatch):
+    source = described(parts, "src", "d", {"k": "v"})
+    made = backup(parts, source["id"])
+    target = described(parts, "target", None, {"own": "1"})
+
+    def broken(volume_id, source_path):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(parts.volumes, "replace_data", broken)
+    parts.backups.restore(PROJECT, "u1", made["id"], volume_id=target["id"])
+    parts.run()
+    target = parts.volumes.get_volume(PROJECT, target["id"])
+    assert target["status"] == "error_restoring"
+    assert (target["name"], target["metadata"]) == ("target", {"own": "1"})
+    assert parts.backups.get_backup(PROJECT, made["id"])["status"] == "available"
+
+
+def test_a_backup_recorded_without_the_volumes_metadata_restores_only_the_tag(parts):
+    source = described(parts, "src", "d", {"k": "v"})
+    made = backup(parts, source["id"])
+    with parts.store.transaction():  # a record kept by an older devcloud
+        record = parts.store.get("backup", made["id"])
+        del record["volume_meta"]
+        parts.store.put("backup", record)
+    answer = parts.backups.restore(PROJECT, "u1", made["id"])
+    parts.run()
+    new = parts.volumes.get_volume(PROJECT, answer["volume_id"])
+    assert new["name"] == f"restore_backup_{made['id']}"
+    assert new["metadata"] == {"src_backup_id": made["id"]}
 
 
 def test_a_volume_created_from_a_backup(parts):
