@@ -192,7 +192,7 @@ class VolumeCopies:
                 self._backups.restore(backup, vol.id)
                 restored = self._backups.wait_restored(backup, self._backend.get, vol.id, self.backup_timeout)
             # The data, and so its file system, is the backup's now; the rest of the
-            # metadata stays the volume's own (Cinder merged the backed-up volume's in).
+            # metadata stays the volume's own (Cinder put the backed-up volume's in its place).
             fstype = backup.metadata.get(FSTYPE_KEY)
             metadata = {k: v for k, v in vol.metadata.items() if k != FSTYPE_KEY}
             metadata[SOURCE_KEY] = SourceRef("backup", backup.id).record()

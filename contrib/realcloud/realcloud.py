@@ -736,6 +736,15 @@ def _cinder_conf(paths, ports, pw, keystone_url):
             'default_volume_type': BACKEND,
             'report_interval': '5',
             'rpc_response_timeout': '60',
+            # cinder-api serves each connection with a green thread from a pool
+            # of 100 (oslo.service's default), and keeps an idle keep-alive
+            # connection, and its thread, for 900 s. The test suite opens more
+            # clients than that over a run (every test's SDK connection, every
+            # fuxi-server's pool): once the pool was full, new connections
+            # waited in the accept queue and fuxi's requests timed out. Idle
+            # connections now go after 60 s, and the pool is larger.
+            'wsgi_default_pool_size': '1000',
+            'client_socket_timeout': '60',
             # cinder-backup: the POSIX driver writes each backup as files
             # under D/backups.  It reads the volume in chunks of
             # backup_file_size (default ~2 GB, held in memory at once):

@@ -196,7 +196,8 @@ class CinderBackend:
 
     def keep_only_metadata(self, vol: CloudVolume, metadata) -> CloudVolume:
         """`vol` with exactly `metadata`. A restore from a backup (also a create
-        from one) merges in the backed-up volume's metadata and src_backup_id:
+        from one) puts the backed-up volume's metadata, and src_backup_id, in
+        place of the volume's own:
         fuxi's tags of another volume (an adoption, a lease, preemption) must
         not become this one's."""
         shown = {k: v for k, v in vol.metadata.items() if k not in CINDER_ADMIN_METADATA_KEYS}

@@ -32,6 +32,9 @@ def cloud(cloud_kind, tmp_path, request):
         if devcloud is None:
             cloud.empty_project()
     finally:
+        # Its keep-alive connections would otherwise stay open to the cloud's API
+        # servers (each holds one of cinder-api's green threads) until collected.
+        cloud.sdk.close()
         if devcloud is not None:
             devcloud.stop()
     # Released for the next test, but this one still fails.

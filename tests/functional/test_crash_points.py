@@ -32,8 +32,9 @@ MOUNT = ("attach.intent_written", "attach.cloud_attached", "attach.journaled", "
 UNMOUNT = ("unmount.uncounted", "unmount.unmounted", "detach.disconnected", "detach.deleted")
 REMOVE = ("remove.deleted",)
 SHARE_ONLY = ("share.access_requested",)
-# A snapshot's: tests/functional/test_snapshots.py crashes there.
-COPY_ONLY = ("copy.frozen",)
+# A snapshot's (tests/functional/test_snapshot_crash.py) and an adoption's
+# (tests/functional/test_adopt_volume.py) crash there.
+COPY_ONLY = ("copy.frozen", "adopt.reserved")
 # Points the Nova path has no step for: Nova, not this host, connects the disk.
 NOT_ON_NOVA_PATH = ("attach.connected", "detach.disconnected")
 CINDER_POINTS = CREATE + MOUNT + UNMOUNT + REMOVE

@@ -193,7 +193,7 @@ def test_backups_restore_into_a_new_volume_and_over_an_unused_one(cloud, plugin)
     for name in ("again", "again2"):
         with open(os.path.join(mount(plugin, name), "v")) as f:
             assert f.read() == "one"
-        # Cinder merges the backed-up volume's metadata into a restored one: fuxi keeps its own only.
+        # Cinder gives a restored volume the backed-up volume's metadata: fuxi keeps its own only.
         [vol] = cloud.volumes_named(name)
         own = {k: v for k, v in vol.metadata.items() if k not in ("readonly", "attached_mode")}  # Cinder's
         assert own == {"volume_from": "fuxi", "fstype": "ext4", "fuxi_source": f"backup:{made['Id']}"}
