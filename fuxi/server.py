@@ -25,6 +25,7 @@ from fuxi.devcloud_process import DevcloudError, DevcloudProcess
 from fuxi.systemd_integration import ReadinessNotifier, passed_socket_paths
 from storage_core.config import HOW_TO_CONFIGURE, CloudConfig
 from storage_core.errors import StorageError
+from storage_core.leases import renewal_interval
 
 LOG = logging.getLogger("fuxi.server")
 
@@ -213,7 +214,7 @@ class PluginServer(BaseApplication):
             LOG.error("start-up reconciliation stopped: %s; the next mount or remove of each "
                       "volume finishes it", exc)
         service.start_refreshing(self._config.refresh_interval)
-        service.start_leasing(self._config.lease_seconds / 3)
+        service.start_leasing(renewal_interval(self._config.lease_seconds))
         if service.pools is not None:
             service.pools.start()
         # From this worker, on an address of their own (None when metrics_listen is empty).

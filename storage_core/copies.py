@@ -178,9 +178,10 @@ class VolumeCopies:
             )
         with self._lock(name):
             vol = self._owned_volume(name, "restore into")
-            if self._state.host_volume(name) is not None or vol.attachments or vol.status != "available":
+            on_this_host = self._state.host_volume(name) is not None
+            if on_this_host or vol.attachments or vol.status != "available":
                 raise Conflict(
-                    f"volume {name!r} is {vol.status}" + (" and on this host" if self._state.host_volume(name) else "")
+                    f"volume {name!r} is {vol.status}" + (" and on this host" if on_this_host else "")
                     + "; a backup is restored only into a volume no host uses: stop its containers everywhere"
                 )
             if backup.size_gb > vol.size_gb:

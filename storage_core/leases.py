@@ -23,6 +23,12 @@ LOG = logging.getLogger(__name__)
 DEFAULT_LEASE_SECONDS = 60.0
 
 
+def renewal_interval(lease_seconds) -> float:
+    """How often a host renews its leases: three times a lease, so one or two
+    failed renewals (a slow cloud) do not let a lease run out."""
+    return lease_seconds / 3
+
+
 @dataclass(frozen=True)
 class Lease:
     holder: str
@@ -48,10 +54,6 @@ class Leases:
         self.seconds = seconds
         self.preempt = preempt
         self._clock = clock
-
-    @property
-    def renew_every(self) -> float:
-        return self.seconds / 3
 
     def fresh(self) -> str:
         """The metadata value of this host's lease, from now."""

@@ -107,6 +107,17 @@ def release_loops(path):
         _run(['losetup', '-d', dev])
 
 
+def _release_and_remove(path):
+    """Let go of any loop device bound to a volume's or snapshot's file, then
+    remove the file (gone already is fine)."""
+    with _LOCK:
+        release_loops(path)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+
 def bind_loop(path, read_only=False):
     """The loop device bound to path, binding one if there is none."""
     devices = loops_of(path)
@@ -232,13 +243,7 @@ class LoopFileDriver(driver.VolumeDriver):
         return {}
 
     def delete_volume(self, volume):
-        path = self.local_path(volume)
-        with _LOCK:
-            release_loops(path)
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        _release_and_remove(self.local_path(volume))
 
     def extend_volume(self, volume, new_size):
         # The driver's part of an extend (offline, or online at 3.42): the
@@ -270,12 +275,7 @@ class LoopFileDriver(driver.VolumeDriver):
 
     def delete_snapshot(self, snapshot):
         path = self.snapshot_path(snapshot)
-        with _LOCK:
-            release_loops(path)
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+        _release_and_remove(path)
         LOG.info('realcloud: deleted snapshot %s', path)
 
     def create_volume_from_snapshot(self, volume, snapshot):

@@ -176,9 +176,9 @@ class CinderBackups(_CinderCopies):
 
         ``force`` lets Cinder back up an in-use volume; fuxi backs up an in-use
         volume from a snapshot it froze the file system for, so what Cinder
-        copies is consistent either way.
+        copies is consistent either way. The caller checked require_api() first,
+        before taking the snapshot it backs up.
         """
-        self.require_api()
         spec = {"volume_id": volume_id, "name": name, "force": True, "incremental": bool(incremental),
                 "metadata": dict(metadata)}
         if snapshot_id:

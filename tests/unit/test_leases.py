@@ -4,7 +4,7 @@ when a lease has run out, and what the refusals say."""
 import pytest
 
 from storage_core.errors import Conflict, InvalidInput
-from storage_core.leases import Lease, Leases
+from storage_core.leases import Lease, Leases, renewal_interval
 from storage_core.models import CloudVolume
 from storage_core.config import VolumeLimits
 from storage_core.options import parse_volume_options
@@ -17,7 +17,7 @@ def volume(**metadata):
 
 def test_a_lease_is_the_holder_and_its_expiry():
     leases = Leases("host-b", seconds=60, clock=lambda: 1000.0)
-    assert leases.fresh() == "host-b 1060" and leases.renew_every == 20
+    assert leases.fresh() == "host-b 1060" and renewal_interval(60) == 20
     assert Lease.of(volume(fuxi_lease="host a 1060")) == Lease("host a", 1060.0)
     assert Lease.of(volume(fuxi_lease="garbage")) is None and Lease.of(volume()) is None
 
