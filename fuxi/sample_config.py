@@ -8,7 +8,7 @@ A unit test compares the checked-in file with what this prints.
 import sys
 import textwrap
 
-from fuxi.pool_settings import POOL_OPTIONS, SECTION_PREFIX
+from storage_core.pool.settings import POOL_OPTIONS, SECTION_PREFIX
 from fuxi.settings import CONFIG_SECTION, OPTIONS
 
 WIDTH = 88

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from storage_core.config import SUPPORTED_FSTYPES, CloudConfig, ShareConfig, StorageConfig, VolumeLimits
 from fuxi.log_format import LOG_FORMATS
-from fuxi.pool_settings import PoolSettingsError, read_pools
+from storage_core.pool.settings import PoolSettingsError, read_pools
 from storage_core.errors import ConfigError
 
 CONFIG_SECTION = "fuxi"

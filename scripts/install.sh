@@ -84,19 +84,21 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import sys' >/dev/nul
     "$PYTHON" -m venv "$VENV"
 fi
 
-# pip only when the packaging metadata changed since the last successful install
+# pip only when the packaging metadata (or the CSI proto, whose stubs the build
+# generates) changed since the last successful install
 # into this venv (or the editable install points at another checkout).
 stamp_file="$VENV/.fuxi-install-stamp"
 stamp="$(
     cd "$REPO"
     echo "repo=$REPO"
-    for f in setup.py setup.cfg pyproject.toml; do
+    for f in setup.py setup.cfg pyproject.toml fuxi_csi/proto/csi.proto; do
         [ -f "$f" ] && sha256sum "$f"
     done
     true
 )"
 if [ "${FUXI_FORCE_PIP:-0}" = 1 ] || [ ! -f "$stamp_file" ] \
-    || [ "$(cat "$stamp_file")" != "$stamp" ] || [ ! -x "$VENV/bin/fuxi-server" ]; then
+    || [ "$(cat "$stamp_file")" != "$stamp" ] || [ ! -x "$VENV/bin/fuxi-server" ] \
+    || [ ! -f "$REPO/fuxi_csi/proto/csi_pb2_grpc.py" ]; then
     log "pip install -e '${REPO}[test,bench]' into $VENV"
     rm -f "$stamp_file"
     # pip's output goes to a log (this machine's pip config adds find-links that

@@ -138,6 +138,9 @@ class StorageConfig:
     preempt: bool = False
     # How long a host's lease on a mounted volume lasts; renewed every third.
     lease_seconds: float = 60.0
+    # A clone of a volume mounted on another host (where this host cannot freeze
+    # its file system) is made crash-consistent rather than refused.
+    unfrozen_clones: bool = False
 
     def __post_init__(self):
         if not 0 < self.cloud_timeout <= 60:

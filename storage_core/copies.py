@@ -65,10 +65,14 @@ class Restored:
 
 class VolumeCopies:
     def __init__(self, backend, snapshots, backups, sources, filesystems, state, lock,
-                 freeze_timeout=DEFAULT_FREEZE_TIMEOUT, backup_timeout=DEFAULT_BACKUP_TIMEOUT):
+                 freeze_timeout=DEFAULT_FREEZE_TIMEOUT, backup_timeout=DEFAULT_BACKUP_TIMEOUT,
+                 unfrozen_clones=False):
         """`backend`: Cinder's volumes (storage_core.backends.cinder); `snapshots`,
         `backups`: storage_core.backends.cinder_copies; `sources`: the
-        SourceResolver; `lock(name)`: the service's lock of a volume name."""
+        SourceResolver; `lock(name)`: the service's lock of a volume name;
+        `unfrozen_clones`: a clone of a volume mounted on another host is made
+        crash-consistent instead of refused."""
+        self._unfrozen_clones = unfrozen_clones
         self._backend = backend
         self._snapshots = snapshots
         self._backups = backups
@@ -226,7 +230,7 @@ class VolumeCopies:
             return
         with self._lock(name):
             vol = self._backend.get(vol.id)
-            with self._consistent(name, vol, False, "clone") as frozen:
+            with self._consistent(name, vol, self._unfrozen_clones, "clone") as frozen:
                 if not frozen:
                     yield
                     return

@@ -14,6 +14,7 @@ from storage_core.attach.brick import Brick
 from storage_core.mount_users import MountUsers
 from storage_core.attach.devices import DeviceFinder
 from storage_core.attach.nova import NovaAttacher
+from storage_core.attach.servers import ServerAttachments
 from storage_core.attach.share import ShareMounter
 from storage_core.backends.cinder import CinderBackend
 from storage_core.backends.cinder_copies import CinderBackups, CinderSnapshots
@@ -261,17 +262,24 @@ def check_host(config: StorageConfig) -> str:
     return mode
 
 
-def build_volume_service(config: StorageConfig, connection=None) -> VolumeService:
+def build_volume_service(config: StorageConfig, connection=None, judge_stale_mounts=True,
+                         mounts_here=True) -> VolumeService:
+    """`judge_stale_mounts`: drop a counted mount no other mount namespace holds
+    (a Docker engine may never unmount a dead container's volume); a caller that
+    always says when it is done with a mount (a CSI node) passes False.
+    `mounts_here`: False for a service that only creates, deletes and attaches
+    volumes elsewhere (a CSI controller): nothing on the cloud is taken for a
+    leftover of this host, since a node on this same host may be using it."""
     connection = connection or connect(config.cloud, config.cloud_timeout, config.cloud_retries)
     executor = Executor()
     filesystems = Filesystems(executor)
     state = StateStore(config.state_db)
-    kinds, keeper, copies = [], None, None
+    kinds, keeper, copies, servers = [], None, None, None
     if "cinder" in config.backends:
-        cinder, keeper, copies = _cinder_volumes(config, connection, executor, filesystems, state)
+        cinder, keeper, copies, servers = _cinder_volumes(config, connection, executor, filesystems, state)
         kinds.append(cinder)
     if "manila" in config.backends:
-        kinds.append(_manila_shares(config, connection, executor, filesystems))
+        kinds.append(_manila_shares(config, connection, executor, filesystems, mounts_here))
     return VolumeService(
         kinds=kinds,
         filesystems=filesystems,
@@ -280,15 +288,16 @@ def build_volume_service(config: StorageConfig, connection=None) -> VolumeServic
         lock_dir=config.lock_dir,
         default_backend=config.default_backend,
         pools=keeper,
-        mount_users=MountUsers(),
+        mount_users=MountUsers() if judge_stale_mounts else None,
         stale_mount_grace=config.stale_mount_grace,
         copies=copies,
+        servers=servers,
     )
 
 
 def _cinder_volumes(config, connection, executor, filesystems, state):
-    """The Cinder kind, the keeper of its warm pools (None without pools), and
-    its snapshots and backups."""
+    """The Cinder kind, the keeper of its warm pools (None without pools), its
+    snapshots and backups, and its attachments to other Nova servers."""
     backend = CinderBackend(
         connection,
         create_timeout=config.create_timeout,
@@ -300,21 +309,25 @@ def _cinder_volumes(config, connection, executor, filesystems, state):
     sources = SourceResolver(backend, snapshots, backups, config.limits)
     copies = VolumeCopies(backend, snapshots, backups, sources, filesystems, state,
                           functools.partial(volume_lock, config.lock_dir), config.freeze_timeout,
-                          config.backup_timeout)
+                          config.backup_timeout, config.unfrozen_clones)
     attacher = build_attacher(config, connection, backend, executor)
+    # Nova is asked only when a volume is attached to another server.
+    servers = ServerAttachments(NovaBackend(connection), backend, in_use_timeout=config.attach_timeout,
+                                detach_timeout=config.delete_timeout)
     host_name = HostIdentity.detect(config.host_name, config.host_ip).name
     leases = Leases(host_name, config.lease_seconds, config.preempt)
     if not config.pools:
         return (CinderVolumes(backend, attacher, filesystems, config.limits, sources=sources, leases=leases),
-                None, copies)
+                None, copies, servers)
     ledger = PoolLedger(config.state_db)
     filler = PoolFiller(backend, attacher, filesystems, ledger, os.path.join(config.state_dir, "pool"), host_name)
     claims = PoolClaims(config.pools, backend, filesystems, ledger)
     keeper = PoolKeeper(config.pools, filler, claims, ledger, backend, filesystems, host_name)
-    return CinderVolumes(backend, attacher, filesystems, config.limits, claims, sources, leases), keeper, copies
+    return (CinderVolumes(backend, attacher, filesystems, config.limits, claims, sources, leases), keeper, copies,
+            servers)
 
 
-def _manila_shares(config, connection, executor, filesystems) -> ManilaShares:
+def _manila_shares(config, connection, executor, filesystems, mounts_here=True) -> ManilaShares:
     shares = config.shares
     backend = ManilaBackend(
         connection,
@@ -330,7 +343,7 @@ def _manila_shares(config, connection, executor, filesystems) -> ManilaShares:
         cephfs_client=shares.cephfs_client,
         ceph_conf=shares.ceph_conf,
     )
-    host = HostAccess.for_host(HostIdentity.detect(config.host_name, config.host_ip), shares)
+    host = HostAccess.for_host(HostIdentity.detect(config.host_name, config.host_ip), shares) if mounts_here else None
     return ManilaShares(backend, mounter, host, config.limits, shares)
 
 

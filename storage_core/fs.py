@@ -69,6 +69,11 @@ class MountEntry:
     mountpoint: str
     source: str
     fstype: str
+    # The mount's own flags (a read-only bind of a writable file system is ro).
+    read_only: bool = False
+    # Which device the mounted file system is on (major:minor): what two bind
+    # mounts of one file system have in common.
+    device: str = ""
 
 
 def _unescape(field: str) -> str:
@@ -94,6 +99,8 @@ def parse_mountinfo(text: str) -> list[MountEntry]:
                 mountpoint=_unescape(parts[4]),
                 fstype=parts[sep + 1],
                 source=_unescape(parts[sep + 2]),
+                read_only="ro" in parts[5].split(","),
+                device=parts[2],
             )
         )
     return entries
@@ -243,6 +250,22 @@ class Filesystems:
             os.rmdir(source)
         except OSError:
             pass
+
+    def bind(self, source, target, read_only=False) -> None:
+        """Bind-mount the directory `source` at `target` (made if missing), read-only if asked."""
+        os.makedirs(target, exist_ok=True)
+        try:
+            self._executor.run(["mount", "--bind", source, target])
+        except CommandError as exc:
+            raise FilesystemError(f"bind-mounting {source} at {target} failed: {exc}") from exc
+        if not read_only:
+            return
+        try:
+            # A bind mount takes its flags from a remount of its own.
+            self._executor.run(["mount", "-o", "remount,bind,ro", target])
+        except CommandError as exc:
+            self.unmount(target)
+            raise FilesystemError(f"making the bind mount at {target} read-only failed: {exc}") from exc
 
     def unmount(self, mountpoint) -> None:
         if not self.is_mounted(mountpoint):

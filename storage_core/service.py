@@ -76,7 +76,7 @@ class Released:
 
 class VolumeService:
     def __init__(self, kinds, filesystems, state, mount_root, lock_dir, default_backend=None, pools=None,
-                 mount_users=None, stale_mount_grace=STALE_MOUNT_GRACE, copies=None):
+                 mount_users=None, stale_mount_grace=STALE_MOUNT_GRACE, copies=None, servers=None):
         """`kinds`: the enabled volume kinds (storage_core.kinds); `default_backend`
         the one a create without `backend` uses (default: the first); `pools`: the
         warm pool's keeper (storage_core.pool.keeper), if any pool is configured;
@@ -84,8 +84,11 @@ class VolumeService:
         namespace still holds a volume: counts older than `stale_mount_grace` s
         that none holds are dropped (None: counts are only ever uncounted);
         `copies` (storage_core.copies.VolumeCopies): snapshots, backups and
-        restores of Cinder volumes, and a clone's source frozen (None: none)."""
+        restores of Cinder volumes, and a clone's source frozen (None: none);
+        `servers` (storage_core.attach.servers.ServerAttachments): Cinder volumes
+        attached to other Nova servers (None: not offered)."""
         self.pools = pools
+        self._servers = servers
         self.copies = copies
         self._mount_users = mount_users
         self._stale_mount_grace = stale_mount_grace
@@ -490,12 +493,14 @@ class VolumeService:
 
     # -- growing ------------------------------------------------------------
 
-    def extend(self, name, size_gb) -> "Extended":
+    def extend(self, name, size_gb, hosts_grow_themselves=False) -> "Extended":
         """Grow volume `name` to `size_gb` GiB. Mounted here: the cloud grows it
         (online where it allows), then the device is rescanned and the mounted
         file system grown, while containers keep using it. On no host: only
         the cloud grows it; the file system follows at its next mount. A share
-        just grows in Manila (its mounts see the new size at once)."""
+        just grows in Manila (its mounts see the new size at once).
+        Attached to another host, it is refused unless `hosts_grow_themselves`
+        (that host is told and calls catch_up_here, as a CSI node does)."""
         validate_volume_name(name)
         with self._lock(name):
             kind, vol = self._find_owned(name, "extend")
@@ -509,7 +514,7 @@ class VolumeService:
                 )
             old_size = vol.size_gb
             try:
-                grown = kind.extend(vol, size_gb, hv)
+                grown = kind.extend(vol, size_gb, hv, hosts_grow_themselves=hosts_grow_themselves)
             except StorageError:
                 # The cloud may have grown it before the host's part failed: the catalog says so.
                 try:
@@ -521,6 +526,51 @@ class VolumeService:
             LOG.info("extended %s %s (%s) from %d to %d GiB%s", kind.noun, name, vol.id, old_size, grown.size_gb,
                      " while mounted here" if hv is not None else "")
             return Extended(name, kind.name, vol.id, old_size, grown.size_gb, mounted_here=hv is not None)
+
+    def catch_up_here(self, name) -> int:
+        """Volume `name`, mounted here, grew in the cloud from elsewhere: grow its
+        device and file system here to the cloud's size; return that size (GiB)."""
+        validate_volume_name(name)
+        with self._lock(name):
+            kind, vol = self._find_owned(name, "grow")
+            hv = self._state.host_volume(name)
+            if hv is None or hv.phase != Phase.MOUNTED or not self._fs.is_mounted(hv.mountpoint):
+                raise Conflict(f"{kind.noun} {name!r} is not mounted on this host; there is nothing to grow here")
+            catch_up = getattr(kind, "catch_up_here", None)
+            if catch_up is not None:  # a share's mounts see its size by themselves
+                catch_up(vol, hv)
+            self._remember(kind.name, vol)
+            return vol.size_gb
+
+    # -- on another Nova server (a controller's side of the Nova path) -----
+
+    def attach_to_server(self, name, server_id) -> None:
+        """Attach Cinder volume `name` to Nova server `server_id` (not this host);
+        the host that is that server mounts it later. Idempotent."""
+        validate_volume_name(name)
+        with self._lock(name):
+            kind, vol = self._find_owned(name, "attach")
+            self._require_servers(kind, name).attach(vol.id, server_id)
+
+    def detach_from_server(self, name, server_id) -> None:
+        """Detach Cinder volume `name` from Nova server `server_id`; a volume that
+        is gone or not attached there is fine."""
+        validate_volume_name(name)
+        with self._lock(name):
+            kind, vol = self._locate(name)
+            if vol is None:
+                return
+            if not vol.owned:
+                raise _not_owned(kind, vol, "detach")
+            self._require_servers(kind, name).detach(vol.id, server_id)
+
+    def _require_servers(self, kind, name):
+        if self._servers is None or kind.name != "cinder":
+            raise InvalidInput(
+                f"{kind.noun} {name!r} is a {kind.name.capitalize()} {kind.noun}; only Cinder volumes are "
+                "attached to Nova servers" if self._servers is not None else
+                "attaching to a Nova server needs the cinder backend enabled")
+        return self._servers
 
     # -- after a crash or a reboot ----------------------------------------
 

@@ -63,9 +63,10 @@ class NovaAttacher:
                 "multiattach volume, so detach it there first"
             )
         if mine:
-            # Already attached here (e.g. we stopped between Nova's answer and our
-            # journal): adopt it instead of asking Nova twice.
-            LOG.warning("volume %s is already attached to this instance; adopting it", current.id)
+            # Already attached here: a CSI controller published it to this server,
+            # or we stopped between Nova's answer and our journal. Take it as it is
+            # instead of asking Nova twice.
+            LOG.info("volume %s is already attached to this instance; using that attachment", current.id)
             attachment_id, nova_device = mine[0].attachment_id, None
         else:
             answer = self._nova.attach_volume(self._server_id, current.id, multiattach=current.multiattach)
@@ -88,6 +89,10 @@ class NovaAttacher:
             raise
         LOG.info("volume %s attached through Nova at %s", current.id, device)
         return HostAttachment(pending.volume_id, pending.attachment_id, pending.connection_info, device)
+
+    def attached_here(self, volume: CloudVolume) -> bool:
+        """Nova attached `volume` to this instance only (a CSI controller published it here)."""
+        return bool(volume.attachments) and all(a.server_id == self._server_id for a in volume.attachments)
 
     def detach(self, attachment: HostAttachment) -> None:
         server_id = attachment.connection_info.get("server_id") or self._server_id
@@ -119,43 +124,10 @@ class NovaAttacher:
     # -- waits ----------------------------------------------------------
 
     def _wait_in_use(self, volume: CloudVolume) -> None:
-        start = self._clock.monotonic()
-
-        def check():
-            vol = self._cinder.get(volume.id)
-            if _failed(vol.status):
-                raise CloudError(
-                    f"volume {vol.name!r} ({vol.id}) went to status {vol.status!r} while Nova "
-                    "attached it; see the nova-compute and cinder-volume logs"
-                )
-            ours = any(a.server_id == self._server_id for a in vol.attachments)
-            # A multiattach volume is in-use already if others hold it: wait for ours.
-            if vol.status == "in-use" and (ours or not vol.multiattach):
-                return True
-            if vol.status == "available" and self._clock.monotonic() - start >= AVAILABLE_GRACE:
-                raise CloudError(
-                    f"Nova accepted volume {vol.id} for instance {self._server_id}, but the volume "
-                    "went back to available: the attach failed in nova-compute; see its logs"
-                )
-            return False
-
-        wait_until(check, self._in_use_timeout, f"volume {volume.id} to be in-use", self._clock, check_first=False)
+        wait_in_use(self._cinder, volume.id, self._server_id, self._in_use_timeout, self._clock)
 
     def _wait_detached(self, volume_id, server_id, timeout) -> None:
-        def check():
-            try:
-                vol = self._cinder.get(volume_id)
-            except NotFound:
-                return True  # gone altogether
-            if _failed(vol.status):
-                raise CloudError(f"detaching volume {volume_id} failed: Cinder reports status {vol.status!r}")
-            if vol.status == "available":
-                return True
-            # Multiattach, or someone attached it anew: enough that our server let go.
-            ours = any(a.server_id == server_id for a in vol.attachments)
-            return not ours and vol.status != "detaching"
-
-        wait_until(check, timeout, f"volume {volume_id} to be detached from {server_id}", self._clock)
+        wait_detached(self._cinder, volume_id, server_id, timeout, self._clock)
 
     def _undo(self, pending: HostAttachment) -> None:
         """Detach what this attach started; report, do not raise: the first error is the one to tell."""
@@ -167,3 +139,46 @@ class NovaAttacher:
                 "it stays journaled and is detached at the next mount or remove",
                 pending.volume_id, self._server_id,
             )
+
+
+def wait_in_use(cinder, volume_id, server_id, timeout, clock: Clock) -> None:
+    """Wait until Cinder reports `volume_id` in use by Nova server `server_id`."""
+    start = clock.monotonic()
+
+    def check():
+        vol = cinder.get(volume_id)
+        if _failed(vol.status):
+            raise CloudError(
+                f"volume {vol.name!r} ({vol.id}) went to status {vol.status!r} while Nova "
+                "attached it; see the nova-compute and cinder-volume logs"
+            )
+        ours = any(a.server_id == server_id for a in vol.attachments)
+        # A multiattach volume is in-use already if others hold it: wait for ours.
+        if vol.status == "in-use" and (ours or not vol.multiattach):
+            return True
+        if vol.status == "available" and clock.monotonic() - start >= AVAILABLE_GRACE:
+            raise CloudError(
+                f"Nova accepted volume {vol.id} for instance {server_id}, but the volume "
+                "went back to available: the attach failed in nova-compute; see its logs"
+            )
+        return False
+
+    wait_until(check, timeout, f"volume {volume_id} to be in-use", clock, check_first=False)
+
+
+def wait_detached(cinder, volume_id, server_id, timeout, clock: Clock) -> None:
+    """Wait until Nova server `server_id` no longer holds `volume_id`."""
+    def check():
+        try:
+            vol = cinder.get(volume_id)
+        except NotFound:
+            return True  # gone altogether
+        if _failed(vol.status):
+            raise CloudError(f"detaching volume {volume_id} failed: Cinder reports status {vol.status!r}")
+        if vol.status == "available":
+            return True
+        # Multiattach, or someone attached it anew: enough that our server let go.
+        ours = any(a.server_id == server_id for a in vol.attachments)
+        return not ours and vol.status != "detaching"
+
+    wait_until(check, timeout, f"volume {volume_id} to be detached from {server_id}", clock)

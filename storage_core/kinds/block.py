@@ -250,6 +250,8 @@ class CinderVolumes:
         # A multiattach volume shared on purpose may be attached here as well.
         if vol.status in _ATTACHABLE or (vol.shared_between_hosts and vol.status == "in-use"):
             return
+        if vol.status == "in-use" and getattr(self._attacher, "attached_here", lambda _v: False)(vol):
+            return  # attached to this very server by another (a CSI controller): the attacher takes it
         held_by = where(vol)
         if vol.status == "in-use" and (vol.multiattach or self._sharing.may_take_over(vol)):
             self._sharing.mount_elsewhere_allowed(vol, held_by)
@@ -377,14 +379,16 @@ class CinderVolumes:
     def release_leftover(self, volume_id, attachment_id) -> None:
         self._attacher.release_leftover(volume_id, attachment_id)
 
-    def extend(self, vol: CloudVolume, size_gb, hv: HostVolume | None) -> CloudVolume:
+    def extend(self, vol: CloudVolume, size_gb, hv: HostVolume | None, hosts_grow_themselves=False) -> CloudVolume:
         """Grow the volume to `size_gb` GiB in Cinder (online, at 3.42, when in
         use); when it is mounted here (`hv`), rescan its device and grow the
         mounted file system. Not on this host: only Cinder grows it, and the
         file system grows at its next mount (put_on_host). Asked again for the
         size the cloud already has, on a volume mounted here that is still
         smaller on this host (an extend interrupted after the cloud's part), it
-        does the host's part."""
+        does the host's part. `hosts_grow_themselves`: the hosts it is attached to
+        grow their device and file system when told (a CSI node's expand), so an
+        attachment elsewhere is no reason to refuse."""
         if hv is not None and size_gb == vol.size_gb and self._fs.short_of(
                 hv.device_path, vol.fstype or self._limits.default_fstype, size_gb * GIB):
             LOG.warning("volume %s is %d GiB in Cinder but less on this host: finishing an interrupted extend",
@@ -393,7 +397,7 @@ class CinderVolumes:
             return vol
         check_new_size(self.noun, vol, size_gb, self._limits)
         held_here = 1 if hv is not None else 0
-        if len(vol.attachments) > held_here:
+        if len(vol.attachments) > held_here and not hosts_grow_themselves:
             # Another host's device and file system would stay at the old size.
             raise Conflict(
                 f"volume {vol.name!r} is attached to {where(vol)}; extend it on the host that mounts it "
@@ -404,6 +408,12 @@ class CinderVolumes:
         if hv is not None:
             self._grow_here(vol, hv, size_gb)
         return vol
+
+    def catch_up_here(self, vol: CloudVolume, hv: HostVolume) -> None:
+        """The volume, mounted here, grew in Cinder from another host: rescan its
+        device and grow the file system to the cloud's size (nothing when done)."""
+        if self._fs.short_of(hv.device_path, vol.fstype or self._limits.default_fstype, vol.size_gb * GIB):
+            self._grow_here(vol, hv, vol.size_gb)
 
     def _grow_here(self, vol, hv: HostVolume, size_gb) -> None:
         with step("rescan", vol.name):

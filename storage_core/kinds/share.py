@@ -53,8 +53,11 @@ class ManilaShares:
     name = "manila"
     noun = "share"
 
-    def __init__(self, backend, mounter, host_access: HostAccess, limits: VolumeLimits,
+    def __init__(self, backend, mounter, host_access: HostAccess | None, limits: VolumeLimits,
                  shares: ShareConfig):
+        """`host_access`: how this host is granted access; None for a service that
+        mounts nothing here (a CSI controller): every access rule is then another
+        host's, even one naming this host's address, where a node may mount it."""
         self._backend = backend
         self._mounter = mounter
         self._host = host_access
@@ -152,8 +155,8 @@ class ManilaShares:
             ) from None
 
     def _is_mine(self, rule: AccessRule) -> bool:
-        return rule.access_type in ACCESS_TYPES.values() and rule.access_to == self._host.access_to(
-            rule.access_type)
+        return (self._host is not None and rule.access_type in ACCESS_TYPES.values()
+                and rule.access_to == self._host.access_to(rule.access_type))
 
     def check_mountable(self, share: CloudShare) -> None:
         if share.status != "available":
@@ -161,6 +164,8 @@ class ManilaShares:
 
     def put_on_host(self, share: CloudShare, name, mountpoint, journal) -> HostVolume:
         access_type = self._access_type(share)
+        if self._host is None:
+            raise InvalidInput(f"share {name!r}: this service mounts nothing on its host")
         # The intent first: a crash before the rule's id is journaled leaves a
         # record saying which share may hold a rule of ours.
         journal(HostVolume(name=name, volume_id=share.id, phase=Phase.ATTACHING, backend=self.name,
@@ -230,7 +235,7 @@ class ManilaShares:
         except NotFound:
             pass  # the share (and every rule on it) is gone already
 
-    def extend(self, share: CloudShare, size_gb, hv=None) -> CloudShare:
+    def extend(self, share: CloudShare, size_gb, hv=None, hosts_grow_themselves=False) -> CloudShare:
         """Grow the share in Manila; its mounts (here or anywhere) see the new size
         by themselves: there is no host step."""
         check_new_size(self.noun, share, size_gb, self._limits)

@@ -27,3 +27,6 @@ def test_the_wheel_carries_the_scripts_units_samples_and_readme(tmp_path):
     console_scripts = dict(scripts["console_scripts"])
     assert console_scripts["fuxi"] == "fuxi.cli:main" and console_scripts["fuxi-server"] == "fuxi.server:main"
     assert "fuxi/server.py" in names and "storage_core/service.py" in names
+    # The CSI driver: its console script, its proto, and the stubs the build generated from it.
+    assert console_scripts["fuxi-csi"] == "fuxi_csi.server:main"
+    assert {"fuxi_csi/proto/csi.proto", "fuxi_csi/proto/csi_pb2.py", "fuxi_csi/proto/csi_pb2_grpc.py"} <= set(names)

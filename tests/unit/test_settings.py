@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from fuxi import sample_config, settings
-from fuxi.pool_settings import POOL_OPTIONS
+from storage_core.pool.settings import POOL_OPTIONS
 from storage_core.errors import ConfigError
 
 

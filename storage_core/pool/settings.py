@@ -1,4 +1,4 @@
-"""The `[pool:NAME]` sections of fuxi.conf: one warm pool each.
+"""The `[pool:NAME]` sections of a config file (fuxi.conf, fuxi-csi.conf): one warm pool each.
 
     [pool:small]
     size_gb = 1
