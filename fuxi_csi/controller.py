@@ -44,7 +44,8 @@ class Controller(SnapshotCalls, csi_grpc.ControllerServicer):
         name = require(context, request.name, "name")
         require(context, request.volume_capabilities, "volume_capabilities")
         options = self._options(request, context)
-        why = unsupported(request.volume_capabilities, options.get("backend", self._default_backend))
+        backend = options["backend"]
+        why = unsupported(request.volume_capabilities, backend)
         if why:
             context.abort(Code.INVALID_ARGUMENT, why)
         with answering(context, "CreateVolume", conflict=Code.ALREADY_EXISTS, not_owned=Code.ALREADY_EXISTS):
@@ -53,7 +54,6 @@ class Controller(SnapshotCalls, csi_grpc.ControllerServicer):
             check_within(vol.size_gb, request.capacity_range)
         except OutOfRange as exc:
             context.abort(Code.OUT_OF_RANGE, str(exc))
-        backend = options.get("backend", self._default_backend)
         # Only a zone asked for constrains where pods go: nodes that report no zone
         # (bare metal, unless configured) could never use a volume that named one.
         zone = options.get("availability_zone") if backend == "cinder" else None
@@ -135,7 +135,7 @@ class Controller(SnapshotCalls, csi_grpc.ControllerServicer):
         name = known_name(context, request.volume_id)
         require(context, request.HasField("capacity_range"), "capacity_range")
         with answering(context, "ControllerExpandVolume"):
-            info = self._service.get(name)
+            info = self._service.describe(name).info  # the cloud's size now, not the catalog's
         try:
             wanted = size_gb_for(request.capacity_range, info.status["size_gb"]) or info.status["size_gb"]
         except OutOfRange as exc:

@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 
 from fuxi_csi import settings as csi_settings
+from fuxi_csi.call_log import CallLog
 from fuxi_csi.identity import Identity
 from fuxi_csi.stubs import csi_grpc
 from storage_core.errors import StorageError
@@ -70,7 +71,8 @@ def build_server(config, services, zone, path) -> grpc.Server:
         except StorageError as exc:
             LOG.error("start-up reconciliation stopped: %s; the next stage or unstage of each volume "
                       "finishes it", exc)
-    server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="csi"))
+    server = grpc.server(ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="csi"),
+                         interceptors=[CallLog()])
     csi_grpc.add_IdentityServicer_to_server(Identity("controller" in services), server)
     if "controller" in services:
         from fuxi_csi.controller import Controller

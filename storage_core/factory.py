@@ -265,7 +265,7 @@ def check_host(config: StorageConfig) -> str:
 def build_volume_service(config: StorageConfig, connection=None, judge_stale_mounts=True,
                          mounts_here=True) -> VolumeService:
     """`judge_stale_mounts`: drop a counted mount no other mount namespace holds
-    (a Docker engine may never unmount a dead container's volume); a caller that
+    (a container engine may never unmount a dead container's volume); a caller that
     always says when it is done with a mount (a CSI node) passes False.
     `mounts_here`: False for a service that only creates, deletes and attaches
     volumes elsewhere (a CSI controller): nothing on the cloud is taken for a

@@ -301,6 +301,9 @@ class FakeFilesystems:
     def is_mounted(self, mountpoint):
         return mountpoint in self.mounted
 
+    def mounted_from(self, device):
+        return [mountpoint for mountpoint, mounted in self.mounted.items() if mounted == device]
+
 
 class FakeManila:
     """A shared-file-system backend held in memory, with ManilaBackend's interface.

@@ -290,5 +290,15 @@ class Filesystems:
                 found = entry
         return found
 
+    def mounted_from(self, device) -> list[str]:
+        """Where a file system on block device `device` is mounted (a bind mount of
+        it included): the mounts whose device number is the device's."""
+        try:
+            rdev = os.stat(device).st_rdev
+        except OSError:
+            return []
+        number = f"{os.major(rdev)}:{os.minor(rdev)}"
+        return [entry.mountpoint for entry in self.mounts() if entry.device == number]
+
     def is_mounted(self, mountpoint) -> bool:
         return self.mount_at(mountpoint) is not None

@@ -14,6 +14,10 @@ from pathlib import Path
 
 import pytest
 
+# The suite's gRPC clients (the CSI tests) run subprocesses too: gRPC's fork
+# handlers must be off before any test module imports grpc (see fuxi_csi/__init__.py).
+import fuxi_csi  # noqa: F401,E402
+
 TESTS_DIR = Path(__file__).resolve().parent
 TIERS = ("unit", "functional", "e2e", "conformance", "shares")
 STRICT_MESSAGE = "tier skipped but FUXI_REQUIRE_ALL_TIERS/CI requires every tier to run: {reason}"

@@ -84,7 +84,9 @@ MERGED_USR_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 
 # Imported from inside the tree before dockerd ever sees it.
 SMOKE_IMPORTS = ("fuxi.server", "fuxi.app", "storage_core.factory", "storage_core.devcloud.server",
-                 "openstack", "os_brick.initiator.connector")
+                 "openstack", "os_brick.initiator.connector", "fuxi_csi.server")
+# The same tree as a container image running the CSI driver (--csi-image).
+CSI_ENTRYPOINT = [f"{VENV}/bin/python", "-m", "fuxi_csi.server"]
 
 
 class BuildError(Exception):
@@ -391,12 +393,28 @@ def create_plugin(docker, name, workdir: Path) -> None:
                          f"{(result.stderr or result.stdout).strip()}")
 
 
+def import_csi_image(docker, name, rootfs: Path) -> None:
+    """dockerd imports the tree as image `name`, whose entrypoint is fuxi-csi
+    (contrib/kubernetes's image, made without a base image or a registry)."""
+    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    result = subprocess.run([docker, "import", "--change", f"ENTRYPOINT {json.dumps(CSI_ENTRYPOINT)}",
+                             "--change", f"ENV PATH={COMMAND_PATH}", "-", name],
+                            stdin=tar.stdout, capture_output=True, text=True)
+    tar.stdout.close()
+    if tar.wait() != 0 or result.returncode != 0:
+        raise BuildError(f"{docker} import of {rootfs} as {name} exited {result.returncode}: "
+                         f"{(result.stderr or result.stdout).strip()}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Build fuxi's Docker managed plugin and create it in dockerd.")
     parser.add_argument("--name", default="fuxi:latest", help="plugin name (default: fuxi:latest)")
     parser.add_argument("--workdir", type=Path,
                         help="build here (a new directory) and keep it; default: a temporary directory, removed")
     parser.add_argument("--no-create", action="store_true", help="only build the plugin directory")
+    parser.add_argument("--csi-image", metavar="IMAGE",
+                        help="instead of creating the plugin, import the tree into dockerd as IMAGE running "
+                             "fuxi-csi (the Kubernetes CSI driver)")
     parser.add_argument("--docker", default=os.environ.get("FUXI_DOCKER", "docker"),
                         help="docker client (default: $FUXI_DOCKER or docker)")
     args = parser.parse_args(argv)
@@ -415,7 +433,10 @@ def main(argv=None) -> int:
         build_plugin_dir(workdir)
         built = time.monotonic()
         log(f"built {workdir} in {built - started:.1f} s")
-        if not args.no_create:
+        if args.csi_image:
+            import_csi_image(args.docker, args.csi_image, workdir / "rootfs")
+            log(f"docker import {args.csi_image}: {time.monotonic() - built:.1f} s")
+        elif not args.no_create:
             create_plugin(args.docker, args.name, workdir)
             log(f"docker plugin create {args.name}: {time.monotonic() - built:.1f} s")
     except BuildError as exc:

@@ -347,6 +347,14 @@ class CinderVolumes:
         if hv.mountpoint:
             self._fs.unmount(hv.mountpoint)
             crash_point("unmount.unmounted")
+        elsewhere = self._fs.mounted_from(hv.device_path) if hv.device_path else []
+        if elsewhere:
+            # Another mount of its file system (a bind mount made from ours, which
+            # outlived it) still writes to the device: detaching would lose data.
+            raise Conflict(
+                f"volume {hv.name!r}: its device {hv.device_path} is still mounted at {', '.join(elsewhere)}; "
+                "unmount it there first, fuxi does not detach a device in use"
+            )
         if hv.host_attachment is not None:
             # Its lease stays in the metadata and runs out: only an in-use volume
             # is ever taken over, and the next holder writes its own.

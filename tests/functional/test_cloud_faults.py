@@ -88,10 +88,11 @@ FAULTS = {
     "expired_token": (lambda op: {"expire_tokens": True}, set(OPERATIONS) - {"auth.token"}),
     "volume_error": (lambda op: {"volume_status": "error"}, set(VOLUME_STATUS_OPERATIONS)),
 }
-# A 503 and a slow answer meet the same retrying HTTP session whichever way a
-# volume attaches: the Nova path runs the other kinds (its own calls under a
-# 500, a reset, a hung POST, an expired token, a volume gone to error).
-ONLY_ON_CLOUD_KINDS = {"fault": {"http503": {"devcloud"}, "slow": {"devcloud"}}}
+# A 503, a slow answer and a connection reset meet the same retrying HTTP
+# session whichever way a volume attaches: the Nova path runs the other kinds
+# (its own calls under a 500, a hung POST, an expired token, a volume gone to
+# error; a POST cut off after it was sent is a hung one to the session).
+ONLY_ON_CLOUD_KINDS = {"fault": {"http503": {"devcloud"}, "slow": {"devcloud"}, "reset": {"devcloud"}}}
 # Operations whose fault is also armed for every call, not only the next one.
 ALWAYS = {"auth.token", "volume.list", "volume.create", "volume.get", "volume.delete",
           "attachment.create", "attachment.delete", "volume_attachment.create",

@@ -38,6 +38,11 @@ COPY_ONLY = ("copy.frozen", "adopt.reserved")
 # Points the Nova path has no step for: Nova, not this host, connects the disk.
 NOT_ON_NOVA_PATH = ("attach.connected", "detach.disconnected")
 CINDER_POINTS = CREATE + MOUNT + UNMOUNT + REMOVE
+# The points of a Mount and an Unmount on bare metal run against real Cinder
+# (the same attachments and os-brick code devcloud's bare metal meets, the
+# longest of this module) and on the Nova path; devcloud runs Create's and Remove's.
+ONLY_ON_CLOUD_KINDS = {"stage": {"mount": {"devcloud-nova", "realcloud"},
+                                 "unmount": {"devcloud-nova", "realcloud"}}}
 TRANSITIONAL = ("creating", "attaching", "detaching", "reserved", "deleting", "downloading", "maintenance")
 STABLE = ("available", "in-use")
 

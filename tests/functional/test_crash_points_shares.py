@@ -12,7 +12,9 @@ import pytest
 from tests.functional.harness import mounted_under, ok, wait_until
 from tests.functional.test_crash_points import check_keep, crash_at, mount_again_and_remove, read, write
 
-CLOUD_KINDS = ("devcloud", "realcloud")
+# Real Manila (with the same GlusterFS and CephFS servers devcloud's Manila uses):
+# the share crash points run once, against the real API.
+CLOUD_KINDS = ("realcloud",)
 SHARE_SERVERS = True
 
 GLUSTERFS = {"backend": "manila", "proto": "glusterfs", "size": "1"}

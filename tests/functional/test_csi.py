@@ -114,6 +114,9 @@ def test_the_lifecycle_kubelet_and_the_sidecars_walk(cloud, cluster, tmp_path, b
         assert cloud.attachments_of(record.id) == []
     twice(lambda: controller.call("controller", "DeleteVolume", volume_id="pvc-life"))
     assert in_cloud("pvc-life") == []
+    # One log line per call, naming the volume and how it ended.
+    assert "fuxi_csi.calls: CreateVolume name=pvc-life: OK in " in controller.log()
+    assert "fuxi_csi.calls: NodeStageVolume volume_id=pvc-life: OK in " in node.log()
 
 
 def write_synced(path, text):

@@ -4,6 +4,8 @@ cannot be served), its identity and capabilities, and a warm pool serving
 CreateVolume. The codes come from fuxi-csi, not from the cloud: one cloud
 kind is enough (test_csi.py walks the lifecycle on every kind)."""
 
+import os
+
 import grpc
 import pytest
 
@@ -119,6 +121,14 @@ def test_node_calls_refuse_what_the_specification_says(cluster, tmp_path):
       volume_capability=BLOCK)
     n("NodeUnstageVolume", Code.OK, volume_id="pvc-y", staging_target_path=staging)
     n("NodeUnpublishVolume", Code.OK, volume_id="pvc-y", target_path=target)
+    # Staged on this node, the volume is refused to another one (it is on one node at a time).
+    os.makedirs(staging)
+    n("NodeStageVolume", Code.OK, volume_id="pvc-y", staging_target_path=staging, volume_capability=CAP)
+    this_node = ok(node.call("node", "NodeGetInfo")).node_id
+    for node_id, wanted in ((this_node, Code.OK), ("host:another-node", Code.FAILED_PRECONDITION)):
+        expect(controller, "controller", "ControllerPublishVolume", wanted, volume_id="pvc-y", node_id=node_id,
+               volume_capability=CAP)
+    n("NodeUnstageVolume", Code.OK, volume_id="pvc-y", staging_target_path=staging)
     ok(controller.call("controller", "DeleteVolume", volume_id="pvc-y"))
 
 

@@ -12,13 +12,16 @@ import configparser
 import re
 from pathlib import Path, PurePosixPath
 
+import jsonschema  # (both are kubernetes-validate's own requirements)
+import kubernetes_validate
 import pytest
 import yaml
+from kubernetes_validate import utils as kv_utils
+from referencing import Registry, Resource
 
-kubernetes_validate = pytest.importorskip("kubernetes_validate")
-import jsonschema  # noqa: E402  (both are kubernetes-validate's own requirements)
-from kubernetes_validate import utils as kv_utils  # noqa: E402
-from referencing import Registry, Resource  # noqa: E402
+from fuxi_csi import settings as csi_settings
+from fuxi_csi.controller import SHARE_PARAMETERS, VOLUME_PARAMETERS
+from storage_core.models import MULTIATTACH_MODES
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFESTS = ROOT / "contrib" / "kubernetes"
@@ -46,17 +49,12 @@ NOT_KUSTOMIZED = {
     "secret-clouds-example.yaml": "placeholders; applying them would overwrite the real Secret",
 }
 
-CSI_OPTIONS = {
-    "cloud", "state_dir", "attach_mode", "backends", "default_backend", "default_fstype",
-    "max_size_gb", "default_share_proto", "availability_zone", "host_name",
-}
+# What fuxi-csi itself accepts: its [csi] options and StorageClass parameters.
+CSI_OPTIONS = set(csi_settings.OPTIONS)
 BACKENDS = {"cinder", "manila"}
 FSTYPES = {"ext4", "xfs"}
 SHARE_PROTOS = {"NFS", "CEPHFS", "GLUSTERFS"}
-STORAGECLASS_PARAMETERS = {
-    "backend", "type", "availability_zone", "fstype", "proto", "share_type", "share_network",
-    "multiattach",
-}
+STORAGECLASS_PARAMETERS = {"cinder": set(VOLUME_PARAMETERS), "manila": set(SHARE_PARAMETERS)}
 
 # Kinds without a namespace; every other kind of the driver's files lives in kube-system.
 CLUSTER_SCOPED = {"CSIDriver", "ClusterRole", "ClusterRoleBinding", "StorageClass",
@@ -586,6 +584,9 @@ def test_node_plugin_host_access(docs):
     assert not spec.get("hostPID")
     mounts = {m["mountPath"]: m for m in driver["volumeMounts"]}
     assert mounts["/var/lib/kubelet"].get("mountPropagation") == "Bidirectional"
+    # Volumes are mounted under the state dir, then bound at the staging paths:
+    # those mounts must be the host's, or a restarted pod loses them.
+    assert mounts[STATE_DIR].get("mountPropagation") == "Bidirectional"
     assert mounts["/run/udev"].get("readOnly") is True
     for path in ("/var/lib/kubelet", "/dev", "/sys", "/run/udev", STATE_DIR):
         assert _resolve(spec, driver, path) == ("host", path), f"{path} is not the host's"
@@ -622,6 +623,13 @@ def test_config_file_has_only_known_csi_options(docs):
     assert csi["state_dir"] == STATE_DIR
 
 
+def test_fuxi_csi_loads_the_config_map(docs, tmp_path):
+    conf = tmp_path / "fuxi-csi.conf"
+    conf.write_text(_one(docs, "ConfigMap", "fuxi-csi-config")["data"]["fuxi-csi.conf"])
+    loaded = csi_settings.load(str(conf))
+    assert loaded.storage.state_dir == STATE_DIR
+
+
 @pytest.mark.parametrize("workload", ["controller", "node"])
 def test_config_and_clouds_yaml_are_mounted_where_the_driver_reads_them(docs, workload):
     spec = _controller(docs) if workload == "controller" else _node(docs)
@@ -654,9 +662,10 @@ def test_storage_class_parameters(docs):
     for sc in classes:
         label = sc["metadata"]["name"]
         params = sc.get("parameters", {})
-        unknown = {k for k in params if k not in STORAGECLASS_PARAMETERS and not k.startswith("csi.storage.k8s.io/")}
-        assert not unknown, f"StorageClass {label}: unknown parameters {sorted(unknown)}"
         assert params.get("backend") in BACKENDS, f"StorageClass {label}: backend {params.get('backend')!r}"
+        known = STORAGECLASS_PARAMETERS[params["backend"]]
+        unknown = {k for k in params if k not in known and not k.startswith("csi.storage.k8s.io/")}
+        assert not unknown, f"StorageClass {label}: unknown parameters {sorted(unknown)}"
         for key in ("fstype", "csi.storage.k8s.io/fstype"):
             if key in params:
                 assert params[key] in FSTYPES, f"StorageClass {label}: {key} {params[key]!r}"
@@ -666,7 +675,7 @@ def test_storage_class_parameters(docs):
             assert not {"proto", "share_type", "share_network"} & set(params), label
             assert sc.get("volumeBindingMode") == "WaitForFirstConsumer", label
         if "multiattach" in params:
-            assert params["multiattach"] in ("true", "false"), label
+            assert params["multiattach"] in MULTIATTACH_MODES, label
         for term in sc.get("allowedTopologies", []):
             for expression in term["matchLabelExpressions"]:
                 assert expression["key"] == TOPOLOGY_KEY, f"StorageClass {label}: {expression['key']}"

@@ -58,6 +58,23 @@ def test_attach_at_first_mount_detach_at_last_unmount(parts):
     assert service.get("v1").status["mounts"] == 0
 
 
+def test_a_device_still_mounted_elsewhere_is_never_detached(parts):
+    """A bind mount made from the volume's mount (a CSI staging path) outlived
+    it: the last unmount refuses to detach, and detaches once that goes."""
+    service, cloud, fs, _ = parts
+    vol = service.create("v1", {})
+    path = service.mount("v1", "a")
+    device = fs.mounted[path]
+    fs.mounted["/var/lib/kubelet/staging"] = device
+    with pytest.raises(Conflict, match="still mounted at /var/lib/kubelet/staging"):
+        service.unmount("v1", "a")
+    assert cloud.volumes[vol.id].status == "in-use" and cloud.attachments
+    fs.unmount("/var/lib/kubelet/staging")
+    service.mount("v1", "b")
+    service.unmount("v1", "b")
+    assert cloud.volumes[vol.id].status == "available" and cloud.attachments == {}
+
+
 def test_formatting_happens_once(parts):
     service, _, fs, _ = parts
     service.create("v1", {"fstype": "xfs"})
