@@ -61,8 +61,10 @@ def build_server(config, services, zone, path) -> grpc.Server:
     from storage_core.fs import Filesystems
 
     # kubelet unstages every volume it staged: a count is never stale. A
-    # controller alone mounts nothing: what its host holds is a node's.
-    service = build_volume_service(config, judge_stale_mounts=False, mounts_here="node" in services)
+    # controller alone mounts nothing: what its host holds is a node's. A node
+    # binds each volume at kubelet's paths: a bind may outlive the mount.
+    service = build_volume_service(config, judge_stale_mounts=False, mounts_here="node" in services,
+                                   binds_mounts="node" in services)
     if "node" in services:
         try:
             # Mend what a crash or a reboot left on this node before the first call.

@@ -263,20 +263,24 @@ def check_host(config: StorageConfig) -> str:
 
 
 def build_volume_service(config: StorageConfig, connection=None, judge_stale_mounts=True,
-                         mounts_here=True) -> VolumeService:
+                         mounts_here=True, binds_mounts=False) -> VolumeService:
     """`judge_stale_mounts`: drop a counted mount no other mount namespace holds
     (a container engine may never unmount a dead container's volume); a caller that
     always says when it is done with a mount (a CSI node) passes False.
     `mounts_here`: False for a service that only creates, deletes and attaches
     volumes elsewhere (a CSI controller): nothing on the cloud is taken for a
-    leftover of this host, since a node on this same host may be using it."""
+    leftover of this host, since a node on this same host may be using it.
+    `binds_mounts`: the caller binds each volume's mount elsewhere on this host
+    (a CSI node): a volume whose own mount is gone while its device is still
+    mounted (such a bind outlived it) is then never detached."""
     connection = connection or connect(config.cloud, config.cloud_timeout, config.cloud_retries)
     executor = Executor()
     filesystems = Filesystems(executor)
     state = StateStore(config.state_db)
     kinds, keeper, copies, servers = [], None, None, None
     if "cinder" in config.backends:
-        cinder, keeper, copies, servers = _cinder_volumes(config, connection, executor, filesystems, state)
+        cinder, keeper, copies, servers = _cinder_volumes(config, connection, executor, filesystems, state,
+                                                          binds_mounts)
         kinds.append(cinder)
     if "manila" in config.backends:
         kinds.append(_manila_shares(config, connection, executor, filesystems, mounts_here))
@@ -295,7 +299,7 @@ def build_volume_service(config: StorageConfig, connection=None, judge_stale_mou
     )
 
 
-def _cinder_volumes(config, connection, executor, filesystems, state):
+def _cinder_volumes(config, connection, executor, filesystems, state, binds_mounts=False):
     """The Cinder kind, the keeper of its warm pools (None without pools), its
     snapshots and backups, and its attachments to other Nova servers."""
     backend = CinderBackend(
@@ -317,14 +321,14 @@ def _cinder_volumes(config, connection, executor, filesystems, state):
     host_name = HostIdentity.detect(config.host_name, config.host_ip).name
     leases = Leases(host_name, config.lease_seconds, config.preempt)
     if not config.pools:
-        return (CinderVolumes(backend, attacher, filesystems, config.limits, sources=sources, leases=leases),
-                None, copies, servers)
+        return (CinderVolumes(backend, attacher, filesystems, config.limits, sources=sources, leases=leases,
+                              binds_mounts=binds_mounts), None, copies, servers)
     ledger = PoolLedger(config.state_db)
     filler = PoolFiller(backend, attacher, filesystems, ledger, os.path.join(config.state_dir, "pool"), host_name)
     claims = PoolClaims(config.pools, backend, filesystems, ledger)
     keeper = PoolKeeper(config.pools, filler, claims, ledger, backend, filesystems, host_name)
-    return (CinderVolumes(backend, attacher, filesystems, config.limits, claims, sources, leases), keeper, copies,
-            servers)
+    return (CinderVolumes(backend, attacher, filesystems, config.limits, claims, sources, leases, binds_mounts),
+            keeper, copies, servers)
 
 
 def _manila_shares(config, connection, executor, filesystems, mounts_here=True) -> ManilaShares:

@@ -454,7 +454,7 @@ class FakeParts:
 
 
 def fake_volume_service(directory, limits=None, shares=None, host=None, default_backend="cinder",
-                        cinder=None, attacher=None, pools=()):
+                        cinder=None, attacher=None, pools=(), binds_mounts=False):
     """A VolumeService with a Cinder and a Manila kind on in-memory fakes, state under `directory`.
 
     `cinder` and `attacher` replace the fake ones (e.g. a NovaAttacher on FakeNova).
@@ -473,7 +473,7 @@ def fake_volume_service(directory, limits=None, shares=None, host=None, default_
         keeper = PoolKeeper(pools, filler, claims, ledger, cinder, fs, host.name)
     service = VolumeService(
         pools=keeper,
-        kinds=[CinderVolumes(cinder, attacher, fs, limits, claims),
+        kinds=[CinderVolumes(cinder, attacher, fs, limits, claims, binds_mounts=binds_mounts),
                ManilaShares(manila, mounter, HostAccess.for_host(host, shares), limits, shares)],
         filesystems=fs,
         state=StateStore(os.path.join(directory, "state.db")),

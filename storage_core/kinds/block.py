@@ -50,8 +50,12 @@ class CinderVolumes:
     name = "cinder"
     noun = "volume"
 
-    def __init__(self, backend, attacher, filesystems, limits, claims=None, sources=None, leases=None):
+    def __init__(self, backend, attacher, filesystems, limits, claims=None, sources=None, leases=None,
+                 binds_mounts=False):
+        """`binds_mounts`: the caller binds each volume's mount elsewhere on this
+        host (a CSI node: staging and pod paths), so a bind may outlive the mount."""
         self._backend = backend
+        self._binds_mounts = binds_mounts
         # Multiattach modes, this host's leases (storage_core.leases; None: none kept,
         # nothing taken over) and preemption.
         self._sharing = BlockSharing(backend, leases)
@@ -344,13 +348,17 @@ class CinderVolumes:
         return found
 
     def take_off_host(self, hv: HostVolume) -> None:
+        lost_mount = hv.phase == Phase.MOUNTED and not (hv.mountpoint and self._fs.is_mounted(hv.mountpoint))
         if hv.mountpoint:
             self._fs.unmount(hv.mountpoint)
             crash_point("unmount.unmounted")
-        elsewhere = self._fs.mounted_from(hv.device_path) if hv.device_path else []
+        guarded = self._binds_mounts and lost_mount and hv.device_path
+        elsewhere = self._fs.mounted_from(hv.device_path) if guarded else []
         if elsewhere:
-            # Another mount of its file system (a bind mount made from ours, which
-            # outlived it) still writes to the device: detaching would lose data.
+            # Our mount went (the mount namespace that held it ended), but a bind
+            # made from it outlived it and still writes to the device: detaching
+            # would lose data. (Asked only where binds are made: a mount of the same
+            # device is otherwise another host's, as in a two-host test on one machine.)
             raise Conflict(
                 f"volume {hv.name!r}: its device {hv.device_path} is still mounted at {', '.join(elsewhere)}; "
                 "unmount it there first, fuxi does not detach a device in use"

@@ -9,6 +9,7 @@ as in a cluster (the controller Deployment, the node DaemonSet).
 
 import errno
 import os
+import uuid
 
 import pytest
 
@@ -82,6 +83,9 @@ def test_the_lifecycle_kubelet_and_the_sidecars_walk(cloud, cluster, tmp_path, b
     assert ok(controller.call("controller", "ValidateVolumeCapabilities", volume_id="pvc-life",
                               volume_capabilities=[cap])).confirmed.volume_capabilities == [cap]
 
+    if nova and backend == "cinder":  # a server Nova does not know is a node that does not exist
+        assert code(controller.call("controller", "ControllerPublishVolume", volume_id="pvc-life",
+                                    node_id=f"nova:{uuid.uuid4()}", volume_capability=cap)) == StatusCode.NOT_FOUND
     published = twice(lambda: controller.call("controller", "ControllerPublishVolume", volume_id="pvc-life",
                                               node_id=info.node_id, volume_capability=cap))
     attached_by_controller = backend == "cinder" and nova
@@ -89,6 +93,10 @@ def test_the_lifecycle_kubelet_and_the_sidecars_walk(cloud, cluster, tmp_path, b
     if attached_by_controller:
         [attachment] = cloud.attachments_of(record.id)
         assert attachment.instance == cloud.devcloud["server_id"]
+        # On one server at a time: another is refused before Nova is asked.
+        assert code(controller.call("controller", "ControllerPublishVolume", volume_id="pvc-life",
+                                    node_id=f"nova:{uuid.uuid4()}", volume_capability=cap)) == (
+            StatusCode.FAILED_PRECONDITION)
 
     kubelet = tmp_path / "kubelet"
     staging, targets = stage_and_publish(node, volume, cap, published.publish_context, kubelet, ["pod-a", "pod-b"],

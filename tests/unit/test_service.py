@@ -58,14 +58,16 @@ def test_attach_at_first_mount_detach_at_last_unmount(parts):
     assert service.get("v1").status["mounts"] == 0
 
 
-def test_a_device_still_mounted_elsewhere_is_never_detached(parts):
+def test_a_device_still_mounted_elsewhere_is_never_detached(tmp_path):
     """A bind mount made from the volume's mount (a CSI staging path) outlived
     it: the last unmount refuses to detach, and detaches once that goes."""
-    service, cloud, fs, _ = parts
+    fakes = fake_volume_service(str(tmp_path), binds_mounts=True)
+    service, cloud, fs = fakes.service, fakes.cinder, fakes.filesystems
     vol = service.create("v1", {})
     path = service.mount("v1", "a")
     device = fs.mounted[path]
     fs.mounted["/var/lib/kubelet/staging"] = device
+    fs.unmount(path)  # its own mount went with the mount namespace that held it
     with pytest.raises(Conflict, match="still mounted at /var/lib/kubelet/staging"):
         service.unmount("v1", "a")
     assert cloud.volumes[vol.id].status == "in-use" and cloud.attachments
@@ -73,6 +75,22 @@ def test_a_device_still_mounted_elsewhere_is_never_detached(parts):
     service.mount("v1", "b")
     service.unmount("v1", "b")
     assert cloud.volumes[vol.id].status == "available" and cloud.attachments == {}
+
+
+@pytest.mark.parametrize("binds_mounts", [True, False])
+def test_a_device_another_mount_shares_is_detached_after_its_own_unmount(tmp_path, binds_mounts):
+    """Another fuxi on this machine mounting the same device (a shared
+    multiattach volume in a two-host test) does not hold a normal unmount, nor,
+    where no binds are made (fuxi), one whose own mount went."""
+    fakes = fake_volume_service(str(tmp_path), binds_mounts=binds_mounts)
+    service, cloud, fs = fakes.service, fakes.cinder, fakes.filesystems
+    vol = service.create("v1", {})
+    path = service.mount("v1", "a")
+    fs.mounted["/other/fuxi/mounts/v1"] = fs.mounted[path]
+    if not binds_mounts:
+        fs.unmount(path)  # e.g. an operator's umount -l
+    service.unmount("v1", "a")
+    assert cloud.volumes[vol.id].status == "available" and not fs.is_mounted(path)
 
 
 def test_formatting_happens_once(parts):
