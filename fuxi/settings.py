@@ -206,13 +206,15 @@ class Settings:
         """The storage_core config. host_defaults fill host options left unset
         (devcloud passes its config drive, metadata URL and disk root)."""
         allowed = tuple(f.strip() for f in self.allowed_fstypes.split(",") if f.strip())
-        unsupported = [f for f in allowed + (self.default_fstype,) if f not in SUPPORTED_FSTYPES]
-        if unsupported:
-            raise SettingsError(
-                f"fstype {', '.join(unsupported)} is not supported; allowed: {', '.join(SUPPORTED_FSTYPES)}"
+        try:
+            limits = VolumeLimits(
+                default_size_gb=self.default_size_gb,
+                max_size_gb=self.max_size_gb,
+                default_fstype=self.default_fstype,
+                allowed_fstypes=allowed,
             )
-        if self.default_size_gb < 1 or self.max_size_gb < self.default_size_gb:
-            raise SettingsError("need 1 <= default_size_gb <= max_size_gb")
+        except ConfigError as exc:
+            raise SettingsError(str(exc)) from exc
         if cloud is None:
             cloud = CloudConfig(
                 cloud_name=self.cloud or os.environ.get("OS_CLOUD") or None,
@@ -234,12 +236,7 @@ class Settings:
             state_dir=self.state_dir,
             cloud=cloud,
             mount_root=self.mount_root or None,
-            limits=VolumeLimits(
-                default_size_gb=self.default_size_gb,
-                max_size_gb=self.max_size_gb,
-                default_fstype=self.default_fstype,
-                allowed_fstypes=allowed,
-            ),
+            limits=limits,
             host_ip=self.host_ip or None,
             host_name=self.host_name or None,
             device_timeout=self.device_timeout,

@@ -1,5 +1,6 @@
 """One log line per CSI call: the method, the volume it is about, how it ended
-and how long it took (the gRPC analogue of fuxi's access log)."""
+(with the reason, when it failed) and how long it took (the gRPC analogue of
+fuxi's access log)."""
 
 import logging
 import time
@@ -12,6 +13,9 @@ SUBJECT_FIELDS = ("volume_id", "name", "snapshot_id", "source_volume_id")
 # Asked every few seconds by the liveness probe and kubelet: DEBUG only.
 QUIET_METHODS = ("Probe", "GetPluginInfo", "GetPluginCapabilities", "NodeGetCapabilities",
                  "ControllerGetCapabilities")
+# Failures of this driver or of the cloud, not of the request: ERROR.
+TROUBLE = (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+           grpc.StatusCode.UNKNOWN)
 
 
 def _subject(request) -> str:
@@ -39,9 +43,14 @@ class CallLog(grpc.ServerInterceptor):
                 code = context.code() or grpc.StatusCode.UNKNOWN
                 raise
             finally:
-                level = logging.DEBUG if method in QUIET_METHODS and code == grpc.StatusCode.OK else logging.INFO
-                LOG.log(level, "%s%s: %s in %.3f s", method, _subject(request), code.name,
-                        time.monotonic() - started)
+                if code == grpc.StatusCode.OK:
+                    level, why = (logging.DEBUG if method in QUIET_METHODS else logging.INFO), ""
+                else:
+                    details = context.details() or b""  # as abort() left it: bytes
+                    why = ": " + (details.decode(errors="replace") if isinstance(details, bytes) else details)
+                    level = logging.ERROR if code in TROUBLE else logging.INFO
+                LOG.log(level, "%s%s: %s in %.3f s%s", method, _subject(request), code.name,
+                        time.monotonic() - started, why)
 
         return grpc.unary_unary_rpc_method_handler(
             logged, request_deserializer=handler.request_deserializer,

@@ -48,7 +48,7 @@ class Controller(SnapshotCalls, csi_grpc.ControllerServicer):
         why = unsupported(request.volume_capabilities, backend)
         if why:
             context.abort(Code.INVALID_ARGUMENT, why)
-        with answering(context, "CreateVolume", conflict=Code.ALREADY_EXISTS, not_owned=Code.ALREADY_EXISTS):
+        with answering(context, conflict=Code.ALREADY_EXISTS, not_owned=Code.ALREADY_EXISTS):
             vol = self._service.create(name, options)
         try:
             check_within(vol.size_gb, request.capacity_range)
@@ -115,14 +115,14 @@ class Controller(SnapshotCalls, csi_grpc.ControllerServicer):
         name = volume_name(request.volume_id)
         if name is None:  # it names no volume: deleted already
             return csi.DeleteVolumeResponse()
-        with answering(context, "DeleteVolume"):
+        with answering(context):
             self._service.remove(name)
         return csi.DeleteVolumeResponse()
 
     def ValidateVolumeCapabilities(self, request, context):
         name = known_name(context, request.volume_id)
         require(context, request.volume_capabilities, "volume_capabilities")
-        with answering(context, "ValidateVolumeCapabilities"):
+        with answering(context):
             info = self._service.get(name)
         why = unsupported(request.volume_capabilities, info.status.get("backend"))
         if why:
@@ -134,7 +134,7 @@ class Controller(SnapshotCalls, csi_grpc.ControllerServicer):
     def ControllerExpandVolume(self, request, context):
         name = known_name(context, request.volume_id)
         require(context, request.HasField("capacity_range"), "capacity_range")
-        with answering(context, "ControllerExpandVolume"):
+        with answering(context):
             info = self._service.describe(name).info  # the cloud's size now, not the catalog's
         try:
             wanted = size_gb_for(request.capacity_range, info.status["size_gb"]) or info.status["size_gb"]
@@ -145,7 +145,7 @@ class Controller(SnapshotCalls, csi_grpc.ControllerServicer):
                                              f"({self._limits.max_size_gb} GiB)")
         size = info.status["size_gb"]
         if wanted > size:
-            with answering(context, "ControllerExpandVolume"):
+            with answering(context):
                 size = self._service.extend(name, wanted, hosts_grow_themselves=True).new_size_gb
         # A block device's file system grows on its node; a share's mounts see the size at once.
         return csi.ControllerExpandVolumeResponse(capacity_bytes=size * GIB,
@@ -161,19 +161,20 @@ class Controller(SnapshotCalls, csi_grpc.ControllerServicer):
         if node is None:
             context.abort(Code.NOT_FOUND, f"node {node_id!r} is not a node id fuxi-csi reports "
                                           "(nova:SERVER_ID or host:NAME)")
-        with answering(context, "ControllerPublishVolume"):
-            details = self._service.describe(name)
-        backend = details.info.status["backend"]
+        with answering(context):
+            backend = self._service.get(name).status["backend"]  # the catalog's: no cloud call
         why = unsupported([request.volume_capability], backend)
         if why:
             context.abort(Code.INVALID_ARGUMENT, why)
         if backend != "cinder":
             return csi.ControllerPublishVolumeResponse(publish_context={"attach": "node"})
         if node.server_id is None:
+            with answering(context):
+                details = self._service.describe(name)  # the cloud's attachments now
             self._refuse_held_elsewhere(context, name, details, node.host_name)
             # A bare-metal node attaches the volume itself when it stages it.
             return csi.ControllerPublishVolumeResponse(publish_context={"attach": "node"})
-        with answering(context, "ControllerPublishVolume"):
+        with answering(context):
             self._service.attach_to_server(name, node.server_id)
         return csi.ControllerPublishVolumeResponse(publish_context={"attach": "nova", "server_id": node.server_id})
 
@@ -191,16 +192,15 @@ class Controller(SnapshotCalls, csi_grpc.ControllerServicer):
         if name is None or request.node_id and (node is None or node.server_id is None):
             # A bare-metal node (or none fuxi-csi knows) detaches at NodeUnstage.
             return csi.ControllerUnpublishVolumeResponse()
-        with answering(context, "ControllerUnpublishVolume"):
+        with answering(context):
             try:
-                details = self._service.describe(name)
+                if self._service.get(name).status["backend"] != "cinder":
+                    return csi.ControllerUnpublishVolumeResponse()
+                # No node named: from every server it is on.
+                servers = [node.server_id] if node else sorted(
+                    {a["server_id"] for a in self._service.describe(name).cloud_attachments if a["server_id"]})
             except NotFound:
                 return csi.ControllerUnpublishVolumeResponse()
-            if details.info.status["backend"] != "cinder":
-                return csi.ControllerUnpublishVolumeResponse()
-            # No node named: from every server it is on.
-            servers = [node.server_id] if node else sorted(
-                {a["server_id"] for a in details.cloud_attachments if a["server_id"]})
             for server_id in servers:
                 self._service.detach_from_server(name, server_id)
         return csi.ControllerUnpublishVolumeResponse()

@@ -1,7 +1,6 @@
 """storage_core's errors as the gRPC status codes the CSI specification asks for."""
 
 import contextlib
-import logging
 
 import grpc
 
@@ -16,8 +15,6 @@ from storage_core.errors import (
     Timeout,
 )
 from storage_core.names import validate_volume_name
-
-LOG = logging.getLogger(__name__)
 Code = grpc.StatusCode
 
 
@@ -41,8 +38,9 @@ def _code_of(exc, conflict, not_owned) -> grpc.StatusCode:
 
 
 @contextlib.contextmanager
-def answering(context, rpc, conflict=Code.FAILED_PRECONDITION, not_owned=Code.FAILED_PRECONDITION):
-    """End the call with the status code of any StorageError raised inside.
+def answering(context, conflict=Code.FAILED_PRECONDITION, not_owned=Code.FAILED_PRECONDITION):
+    """End the call with the status code of any StorageError raised inside
+    (fuxi_csi.call_log logs it with the call).
 
     `conflict`: the code of a Conflict (a volume in use, another volume by that
     name ...), which differs between calls; `not_owned`: of a name fuxi did not
@@ -50,10 +48,7 @@ def answering(context, rpc, conflict=Code.FAILED_PRECONDITION, not_owned=Code.FA
     try:
         yield
     except StorageError as exc:
-        code = _code_of(exc, conflict, not_owned)
-        log = LOG.error if code in (Code.INTERNAL, Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED) else LOG.info
-        log("%s: %s: %s", rpc, code.name, exc)
-        context.abort(code, str(exc))
+        context.abort(_code_of(exc, conflict, not_owned), str(exc))
 
 
 def require(context, value, field):

@@ -35,16 +35,17 @@ class Node(csi_grpc.NodeServicer):
         name = known_name(context, request.volume_id)
         staging = require(context, request.staging_target_path, "staging_target_path")
         require(context, request.HasField("volume_capability"), "volume_capability")
-        with answering(context, "NodeStageVolume"):
+        with answering(context):
             backend = request.volume_context.get("backend") or self._service.get(name).status["backend"]
         why = unsupported([request.volume_capability], backend)
         if why:
             context.abort(Code.INVALID_ARGUMENT, why)
-        if self._staged_at(name, staging):
+        at_staging, ours = self._mounts_at(staging, self._service.mountpoint_for(name))
+        if _same_file_system(at_staging, ours):
             return csi.NodeStageVolumeResponse()
-        if self._fs.is_mounted(staging):
+        if at_staging is not None:
             context.abort(Code.ALREADY_EXISTS, f"{staging} holds another mount; it is not volume {name!r}")
-        with answering(context, "NodeStageVolume"):
+        with answering(context):
             mountpoint = self._service.mount(name, STAGE_CALLER + staging)
             try:
                 self._fs.bind(mountpoint, staging)
@@ -54,23 +55,22 @@ class Node(csi_grpc.NodeServicer):
         LOG.info("volume %s staged at %s", name, staging)
         return csi.NodeStageVolumeResponse()
 
-    def _staged_at(self, name, staging) -> bool:
-        """The volume's file system is mounted at `staging` already."""
-        at = self._fs.mount_at(staging)
-        ours = self._fs.mount_at(self._service.mountpoint_for(name))
-        return at is not None and ours is not None and at.device == ours.device
+    def _mounts_at(self, *paths):
+        """The mount at each path (None where there is none), from one read of the mount table."""
+        mounts = self._fs.mounts()
+        return [self._fs.mount_at(path, mounts) for path in paths]
 
-    def _exists(self, context, name, rpc) -> None:
+    def _exists(self, context, name) -> None:
         """NOT_FOUND for a volume that does not exist (asked only when nothing of it is here)."""
-        with answering(context, rpc):
+        with answering(context):
             self._service.get(name)
 
     def NodeUnstageVolume(self, request, context):
         name = known_name(context, request.volume_id)
         staging = require(context, request.staging_target_path, "staging_target_path")
         if not self._fs.is_mounted(staging):
-            self._exists(context, name, "NodeUnstageVolume")
-        with answering(context, "NodeUnstageVolume"):
+            self._exists(context, name)
+        with answering(context):
             self._fs.unmount(staging)
             # Uncounting a mount never counted (unstaged already) changes nothing.
             self._service.unmount(name, STAGE_CALLER + staging)
@@ -82,17 +82,17 @@ class Node(csi_grpc.NodeServicer):
         staging = require(context, request.staging_target_path, "staging_target_path")
         target = require(context, request.target_path, "target_path")
         require(context, request.HasField("volume_capability"), "volume_capability")
-        if not self._staged_at(name, staging):
-            self._exists(context, name, "NodePublishVolume")
+        at_staging, ours, at = self._mounts_at(staging, self._service.mountpoint_for(name), target)
+        if not _same_file_system(at_staging, ours):
+            self._exists(context, name)
             context.abort(Code.FAILED_PRECONDITION, f"volume {name!r} is not staged at {staging}; stage it first")
         wanted_ro = read_only(request.volume_capability, request.readonly)
-        at = self._fs.mount_at(target)
         if at is not None:
-            if at.device == self._fs.mount_at(staging).device and at.read_only == wanted_ro:
+            if _same_file_system(at, at_staging) and at.read_only == wanted_ro:
                 return csi.NodePublishVolumeResponse()
             context.abort(Code.ALREADY_EXISTS, f"{target} holds another mount (another volume, or this one "
                                                f"{'writable' if at.read_only is False else 'read-only'})")
-        with answering(context, "NodePublishVolume"):
+        with answering(context):
             self._fs.bind(staging, target, read_only=wanted_ro)
         LOG.info("volume %s published at %s%s", name, target, " read-only" if wanted_ro else "")
         return csi.NodePublishVolumeResponse()
@@ -101,8 +101,8 @@ class Node(csi_grpc.NodeServicer):
         name = known_name(context, request.volume_id)
         target = require(context, request.target_path, "target_path")
         if not self._fs.is_mounted(target):
-            self._exists(context, name, "NodeUnpublishVolume")
-        with answering(context, "NodeUnpublishVolume"):
+            self._exists(context, name)
+        with answering(context):
             self._fs.unmount(target)
         try:
             os.rmdir(target)  # the driver made it at NodePublish
@@ -133,7 +133,7 @@ class Node(csi_grpc.NodeServicer):
     def NodeExpandVolume(self, request, context):
         name = known_name(context, request.volume_id)
         require(context, request.volume_path, "volume_path")
-        with answering(context, "NodeExpandVolume"):
+        with answering(context):
             size_gb = self._service.catch_up_here(name)
         return csi.NodeExpandVolumeResponse(capacity_bytes=size_gb * GIB)
 
@@ -144,3 +144,8 @@ class Node(csi_grpc.NodeServicer):
     def NodeGetInfo(self, request, context):
         topology = csi.Topology(segments={TOPOLOGY_ZONE_KEY: self._zone}) if self._zone else None
         return csi.NodeGetInfoResponse(node_id=self._node_id, accessible_topology=topology)
+
+
+def _same_file_system(a, b) -> bool:
+    """Two mounts (bind mounts of one another) of one file system."""
+    return a is not None and b is not None and a.device == b.device

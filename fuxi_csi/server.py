@@ -54,8 +54,9 @@ def parse_services(text) -> tuple[str, ...]:
     return wanted
 
 
-def build_server(config, services, zone, path) -> grpc.Server:
-    """Build the storage_core service and the gRPC server for `services`, bound at `path`."""
+def build_server(config, services, zone, path) -> "tuple[grpc.Server, object]":
+    """The gRPC server for `services`, bound at `path`, and the storage_core
+    VolumeService under it."""
     from storage_core.executor import Executor
     from storage_core.factory import build_volume_service
     from storage_core.fs import Filesystems
@@ -67,9 +68,9 @@ def build_server(config, services, zone, path) -> grpc.Server:
                                    binds_mounts="node" in services)
     if "node" in services:
         try:
-            # Mend what a crash or a reboot left on this node before the first call.
-            for repair in service.reconcile():
-                LOG.info("start-up: %s", repair)
+            # Mend what a crash or a reboot left on this node before the first call
+            # (each repair is logged).
+            service.reconcile()
         except StorageError as exc:
             LOG.error("start-up reconciliation stopped: %s; the next stage or unstage of each volume "
                       "finishes it", exc)
@@ -92,8 +93,7 @@ def build_server(config, services, zone, path) -> grpc.Server:
     if os.path.exists(path):
         os.unlink(path)  # a socket left by an earlier run; kubelet re-registers on restart
     server.add_insecure_port("unix://" + path)
-    server.fuxi_service = service
-    return server
+    return server, service
 
 
 def _node_identity(config, zone) -> tuple[str, str | None]:
@@ -123,7 +123,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=loaded.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        server = build_server(loaded.storage, services, loaded.availability_zone, path)
+        server, service = build_server(loaded.storage, services, loaded.availability_zone, path)
     except StorageError as exc:
         LOG.error("cannot start: %s", exc)
         return 1
@@ -139,9 +139,9 @@ def main(argv=None) -> int:
     LOG.info("serving CSI identity, %s on %s", ", ".join(services), path)
     stopping.wait()
     server.stop(STOP_GRACE).wait()
-    server.fuxi_service.stop_refreshing()
-    if server.fuxi_service.pools is not None:
-        server.fuxi_service.pools.stop()
+    service.stop_refreshing()
+    if service.pools is not None:
+        service.pools.stop()
     return 0
 
 

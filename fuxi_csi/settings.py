@@ -13,7 +13,7 @@ import configparser
 import os
 from dataclasses import dataclass
 
-from storage_core.config import ATTACH_MODES, SUPPORTED_FSTYPES, CloudConfig, ShareConfig, StorageConfig, VolumeLimits
+from storage_core.config import ATTACH_MODES, CloudConfig, ShareConfig, StorageConfig, VolumeLimits
 from storage_core.errors import ConfigError
 from storage_core.pool.settings import PoolSettingsError, read_pools
 
@@ -126,17 +126,13 @@ def _words(text) -> tuple[str, ...]:
 
 
 def _storage_config(v, pools) -> StorageConfig:
-    fstypes = _words(v["allowed_fstypes"])
-    unsupported = [f for f in fstypes + (v["default_fstype"],) if f not in SUPPORTED_FSTYPES]
-    if unsupported:
-        raise ConfigError(f"fstype {', '.join(unsupported)} is not supported; allowed: {', '.join(SUPPORTED_FSTYPES)}")
     host = {k: v[k] for k in ("instance_id", "config_drive_dir", "host_name", "host_ip") if v[k]}
     return StorageConfig(
         state_dir=v["state_dir"],
         cloud=CloudConfig(cloud_name=v["cloud"] or os.environ.get("OS_CLOUD") or None,
                           region_name=v["region_name"] or None),
         limits=VolumeLimits(default_size_gb=v["default_size_gb"], max_size_gb=v["max_size_gb"],
-                            default_fstype=v["default_fstype"], allowed_fstypes=fstypes),
+                            default_fstype=v["default_fstype"], allowed_fstypes=_words(v["allowed_fstypes"])),
         attach_mode=v["attach_mode"],
         metadata_url=v["metadata_url"],
         cloud_init_dir=v["cloud_init_dir"],

@@ -33,21 +33,15 @@ class SnapshotCalls:
         source = known_name(context, request.source_volume_id, "source_volume_id")
         name = require(context, request.name, "name")
         copies = self._copies(context)
-        with answering(context, "CreateSnapshot"):
-            taken = [s for s in copies.snapshots() if s.name == name]
-            if taken:
-                if taken[0].volume_name != source:
-                    context.abort(Code.ALREADY_EXISTS, f"snapshot {name!r} exists already, of volume "
-                                                       f"{taken[0].volume_name!r}, not of {source!r}")
-                snap = taken[0]
-            else:
-                snap = copies.snapshot(source, name, allow_unfrozen=True)
+        # The same name of another volume is a Conflict: ALREADY_EXISTS, as the specification asks.
+        with answering(context, conflict=Code.ALREADY_EXISTS):
+            snap = copies.snapshot(source, name, allow_unfrozen=True, again_ok=True)
         return csi.CreateSnapshotResponse(snapshot=_snapshot(snap))
 
     def DeleteSnapshot(self, request, context):
         snapshot_id = require(context, request.snapshot_id, "snapshot_id")
         copies = self._copies(context)
-        with answering(context, "DeleteSnapshot"):
+        with answering(context):
             try:
                 copies.delete_snapshot(snapshot_id)
             except NotFound:
@@ -56,7 +50,7 @@ class SnapshotCalls:
 
     def ListSnapshots(self, request, context):
         copies = self._copies(context)
-        with answering(context, "ListSnapshots"):
+        with answering(context):
             snaps = copies.snapshots()
         if request.snapshot_id:
             snaps = [s for s in snaps if s.id == request.snapshot_id]

@@ -28,6 +28,15 @@ class VolumeLimits:
     default_fstype: str = "ext4"
     allowed_fstypes: tuple[str, ...] = SUPPORTED_FSTYPES
 
+    def __post_init__(self):
+        unsupported = [f for f in (*self.allowed_fstypes, self.default_fstype) if f not in SUPPORTED_FSTYPES]
+        if unsupported:
+            raise ConfigError(
+                f"fstype {', '.join(unsupported)} is not supported; allowed: {', '.join(SUPPORTED_FSTYPES)}"
+            )
+        if not 1 <= self.default_size_gb <= self.max_size_gb:
+            raise ConfigError("need 1 <= default_size_gb <= max_size_gb")
+
 
 @dataclass(frozen=True)
 class ShareConfig:

@@ -85,13 +85,21 @@ class VolumeCopies:
 
     # -- snapshots ----------------------------------------------------------
 
-    def snapshot(self, name, snapshot_name=None, allow_unfrozen=False):
-        """Take a snapshot of volume `name`, frozen if it is mounted here."""
+    def snapshot(self, name, snapshot_name=None, allow_unfrozen=False, again_ok=False):
+        """Take a snapshot of volume `name`, frozen if it is mounted here.
+        `again_ok`: a snapshot of this volume already called `snapshot_name` is
+        the answer (a caller that retries, as a CSI snapshotter does); of another
+        volume, it is still a Conflict."""
         validate_volume_name(name)
         snapshot_name = _copy_name("snapshot", snapshot_name, name)
         with self._lock(name):
             vol = self._owned_volume(name, "snapshot")
-            self._refuse_taken_name(self._snapshots, "snapshot", snapshot_name)
+            taken = self._taken(self._snapshots, snapshot_name)
+            if taken is not None and again_ok and taken.volume_name == name:
+                return taken
+            if taken is not None:
+                raise Conflict(f"fuxi already has a snapshot called {snapshot_name!r} ({taken.id}, of volume "
+                               f"{taken.volume_name!r}); pick another name")
             with self._consistent(name, vol, allow_unfrozen, "snapshot") as frozen:
                 return self._take_snapshot(vol, name, snapshot_name, frozen)
 
@@ -317,10 +325,15 @@ class VolumeCopies:
             tags[FSTYPE_KEY] = vol.fstype
         return tags
 
+    @staticmethod
+    def _taken(records, copy_name):
+        """fuxi's snapshot or backup called `copy_name`, if any."""
+        return next((r for r in records.list() if r.owned and r.name == copy_name), None)
+
     def _refuse_taken_name(self, records, noun, copy_name) -> None:
-        taken = [r.id for r in records.list() if r.owned and r.name == copy_name]
-        if taken:
-            raise Conflict(f"fuxi already has a {noun} called {copy_name!r} ({taken[0]}); pick another name")
+        taken = self._taken(records, copy_name)
+        if taken is not None:
+            raise Conflict(f"fuxi already has a {noun} called {copy_name!r} ({taken.id}); pick another name")
 
     def _drop_failed(self, records, record, error) -> None:
         """A copy that failed (or was not made in time) goes, if Cinder lets it."""

@@ -236,6 +236,9 @@ class FakeAttacher:
         self._backend.complete_attachment(attachment_id)
         return HostAttachment(volume.id, attachment_id, info, info["device_path"])
 
+    def attached_here(self, volume):
+        return False
+
     def detach(self, attachment):
         self._backend.delete_attachment(attachment.attachment_id)
 

@@ -281,11 +281,12 @@ class Filesystems:
         with open(self._mountinfo_path, encoding="utf-8") as f:
             return parse_mountinfo(f.read())
 
-    def mount_at(self, mountpoint) -> MountEntry | None:
-        """The last (visible) mount at mountpoint, or None."""
+    def mount_at(self, mountpoint, mounts=None) -> MountEntry | None:
+        """The last (visible) mount at mountpoint, or None; `mounts`: the mount
+        table read once already (self.mounts()), for several lookups."""
         mountpoint = os.path.realpath(mountpoint)
         found = None
-        for entry in self.mounts():
+        for entry in self.mounts() if mounts is None else mounts:
             if entry.mountpoint == mountpoint:
                 found = entry
         return found

@@ -52,6 +52,11 @@ class BareMetalAttacher:
         LOG.info("volume %s attached at %s (attachment %s)", volume.id, device_info["path"], attachment_id)
         return HostAttachment(volume.id, attachment_id, connection_info, device_info["path"])
 
+    def attached_here(self, volume: CloudVolume) -> bool:
+        """Never: an attachment of this host that no journal record holds is a
+        leftover to release, not one to use (nobody else attaches for this host)."""
+        return False
+
     def detach(self, attachment: HostAttachment) -> None:
         device_info = {"path": attachment.device_path} if attachment.device_path else None
         self._brick.disconnect(attachment.connection_info, device_info)

@@ -254,7 +254,7 @@ class CinderVolumes:
         # A multiattach volume shared on purpose may be attached here as well.
         if vol.status in _ATTACHABLE or (vol.shared_between_hosts and vol.status == "in-use"):
             return
-        if vol.status == "in-use" and getattr(self._attacher, "attached_here", lambda _v: False)(vol):
+        if vol.status == "in-use" and self._attacher.attached_here(vol):
             return  # attached to this very server by another (a CSI controller): the attacher takes it
         held_by = where(vol)
         if vol.status == "in-use" and (vol.multiattach or self._sharing.may_take_over(vol)):
@@ -348,17 +348,19 @@ class CinderVolumes:
         return found
 
     def take_off_host(self, hv: HostVolume) -> None:
-        lost_mount = hv.phase == Phase.MOUNTED and not (hv.mountpoint and self._fs.is_mounted(hv.mountpoint))
+        # Asked only where binds are made: a mount of the same device is otherwise
+        # another host's (a two-host test on one machine), and fuxi's unmount
+        # path reads the mount table once less.
+        lost_mount = self._binds_mounts and hv.phase == Phase.MOUNTED and hv.device_path and not (
+            hv.mountpoint and self._fs.is_mounted(hv.mountpoint))
         if hv.mountpoint:
             self._fs.unmount(hv.mountpoint)
             crash_point("unmount.unmounted")
-        guarded = self._binds_mounts and lost_mount and hv.device_path
-        elsewhere = self._fs.mounted_from(hv.device_path) if guarded else []
+        elsewhere = self._fs.mounted_from(hv.device_path) if lost_mount else []
         if elsewhere:
             # Our mount went (the mount namespace that held it ended), but a bind
             # made from it outlived it and still writes to the device: detaching
-            # would lose data. (Asked only where binds are made: a mount of the same
-            # device is otherwise another host's, as in a two-host test on one machine.)
+            # would lose data.
             raise Conflict(
                 f"volume {hv.name!r}: its device {hv.device_path} is still mounted at {', '.join(elsewhere)}; "
                 "unmount it there first, fuxi does not detach a device in use"

@@ -102,6 +102,9 @@ def test_node_calls_refuse_what_the_specification_says(cluster, tmp_path):
       volume_capability=CAP)
     n("NodeUnpublishVolume", Code.INVALID_ARGUMENT, volume_id="pvc-x")
     n("NodeUnpublishVolume", Code.INVALID_ARGUMENT, target_path=target)
+    # One log line per call, with the code and the reason of a refusal.
+    assert "NodeStageVolume volume_id=pvc-x: INVALID_ARGUMENT in " in node.log()
+    assert "s: staging_target_path is required" in node.log()
     n("NodeGetVolumeStats", Code.INVALID_ARGUMENT, volume_id="pvc-x")
     n("NodeExpandVolume", Code.INVALID_ARGUMENT, volume_path=target)
     # A volume that does not exist.

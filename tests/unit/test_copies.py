@@ -243,6 +243,16 @@ def test_a_half_mounted_volume_or_a_taken_name_is_refused_before_anything():
     assert fs.calls == []
 
 
+def test_a_retried_snapshot_is_the_one_taken_and_a_name_of_another_volume_stays_refused():
+    fs = Filesystems()
+    snaps = Snapshots()
+    snaps.records.append(snapshot(name="s1"))  # of volume "v"
+    assert copies(volume(), fs, State(), snaps).snapshot("v", "s1", again_ok=True) is snaps.records[0]
+    with pytest.raises(Conflict, match="already has a snapshot called 's1' .*of volume 'v'"):
+        copies(volume(name="w"), fs, State(), snaps).snapshot("w", "s1", again_ok=True)
+    assert fs.calls == [] and len(snaps.records) == 1
+
+
 def test_start_thaws_what_a_crash_left_frozen():
     other = HostVolume(name="w", volume_id="x", phase=Phase.MOUNTED, mountpoint="/m/w")
     fs = Filesystems(mounted={"/m/v", "/m/w"}, frozen_at_start={"/m/w"})
